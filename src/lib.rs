@@ -1,0 +1,7 @@
+//! MASTER session recovery: a Ruby-free core (store, checkpoint document,
+//! session logic, exact budget) and the thin `ruby_api` layer over it.
+
+pub mod budget;
+pub mod checkpoint;
+pub mod error;
+pub mod store;

@@ -1,0 +1,439 @@
+//! A directory held open by file descriptor. Every operation inside the store
+//! goes through `*at` calls relative to such a descriptor with `O_NOFOLLOW`,
+//! so a symlink planted inside the store is refused instead of followed, and
+//! a directory renamed under us cannot redirect a write.
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+pub const DIR_MODE: libc::mode_t = 0o700;
+pub const FILE_MODE: libc::mode_t = 0o600;
+
+fn cstr(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Retries a call interrupted by a signal (Ruby's timer thread sends them).
+fn retry_eintr<F: FnMut() -> libc::c_int>(mut call: F) -> io::Result<libc::c_int> {
+    loop {
+        match cvt(call()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: String,
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    pub kind: EntryKind,
+    pub size: u64,
+    pub dev: u64,
+    pub ino: u64,
+    pub mtime: i64,
+}
+
+impl From<&libc::stat> for Stat {
+    fn from(st: &libc::stat) -> Stat {
+        let kind = match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => EntryKind::File,
+            libc::S_IFDIR => EntryKind::Dir,
+            libc::S_IFLNK => EntryKind::Symlink,
+            _ => EntryKind::Other,
+        };
+        Stat {
+            kind,
+            size: st.st_size as u64,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            mtime: st.st_mtime,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Dir {
+    /// Opens an existing directory. The path itself may go through links
+    /// (a store under a symlinked /var is fine); what is inside may not.
+    pub fn open(path: &Path) -> Result<Dir> {
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::invalid(format!("path {path:?} contains a NUL byte")))?;
+        let fd = retry_eintr(|| unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })
+        .map_err(|e| Error::io("open directory", path, e))?;
+        Ok(Dir {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens a directory, creating it and any missing parents (mode 0700).
+    pub fn create_all(path: &Path) -> Result<Dir> {
+        match Dir::open(path) {
+            Err(e) if e.is_not_found() => {}
+            other => return other,
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Dir::create_all(parent)?;
+        }
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::invalid(format!("path {path:?} contains a NUL byte")))?;
+        match retry_eintr(|| unsafe { libc::mkdir(c.as_ptr(), DIR_MODE) }) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create directory", path, e)),
+        }
+        Dir::open(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn child_path(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Opens the subdirectory `name`, refusing links. `None` if it does not exist.
+    pub fn open_subdir(&self, name: &str) -> Result<Option<Dir>> {
+        let c = cstr(name).map_err(|e| Error::io("open directory", self.child_path(name), e))?;
+        match retry_eintr(|| unsafe {
+            libc::openat(
+                self.raw(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        }) {
+            Ok(fd) => Ok(Some(Dir {
+                fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                path: self.child_path(name),
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("open directory", self.child_path(name), e)),
+        }
+    }
+
+    /// Opens or creates (0700) the subdirectory `name`, refusing links.
+    /// Says whether it had to create it.
+    pub fn create_subdir(&self, name: &str) -> Result<(Dir, bool)> {
+        if let Some(dir) = self.open_subdir(name)? {
+            return Ok((dir, false));
+        }
+        let c = cstr(name).map_err(|e| Error::io("create directory", self.child_path(name), e))?;
+        match retry_eintr(|| unsafe { libc::mkdirat(self.raw(), c.as_ptr(), DIR_MODE) }) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create directory", self.child_path(name), e)),
+        }
+        let dir = self.open_subdir(name)?.ok_or_else(|| {
+            Error::io(
+                "open directory",
+                self.child_path(name),
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        })?;
+        Ok((dir, true))
+    }
+
+    /// Opens a regular file for reading, refusing links and anything that is
+    /// not a regular file. `None` if it does not exist.
+    pub fn open_file(&self, name: &str) -> Result<Option<File>> {
+        let path = || self.child_path(name);
+        let c = cstr(name).map_err(|e| Error::io("open", path(), e))?;
+        let fd = match retry_eintr(|| unsafe {
+            libc::openat(
+                self.raw(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            )
+        }) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", path(), e)),
+        };
+        let file = unsafe { File::from_raw_fd(fd) };
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("inspect", path(), e))?;
+        if !meta.is_file() {
+            return Err(Error::UnsafeStore {
+                path: path(),
+                reason: "is not a regular file".into(),
+            });
+        }
+        Ok(Some(file))
+    }
+
+    /// Reads a whole regular file; `None` if it does not exist.
+    pub fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        let Some(mut file) = self.open_file(name)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::io("read", self.child_path(name), e))?;
+        Ok(Some(bytes))
+    }
+
+    /// Creates a new file that did not exist (O_EXCL, 0600).
+    pub fn create_new_file(&self, name: &str) -> Result<File> {
+        let c = cstr(name).map_err(|e| Error::io("create", self.child_path(name), e))?;
+        let fd = retry_eintr(|| unsafe {
+            libc::openat(
+                self.raw(),
+                c.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                FILE_MODE as libc::c_uint,
+            )
+        })
+        .map_err(|e| Error::io("create", self.child_path(name), e))?;
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    pub fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (f, t) = (cstr(from), cstr(to));
+        let (Ok(f), Ok(t)) = (f, t) else {
+            return Err(Error::invalid(format!("bad file name {from:?} or {to:?}")));
+        };
+        retry_eintr(|| unsafe { libc::renameat(self.raw(), f.as_ptr(), self.raw(), t.as_ptr()) })
+            .map_err(|e| Error::io("rename into place", self.child_path(to), e))?;
+        Ok(())
+    }
+
+    /// Moves `name` out of this directory into `target` under `new_name`.
+    pub fn rename_to(&self, name: &str, target: &Dir, new_name: &str) -> Result<()> {
+        let (Ok(f), Ok(t)) = (cstr(name), cstr(new_name)) else {
+            return Err(Error::invalid(format!("bad file name {name:?}")));
+        };
+        retry_eintr(|| unsafe { libc::renameat(self.raw(), f.as_ptr(), target.raw(), t.as_ptr()) })
+            .map_err(|e| Error::io("move", self.child_path(name), e))?;
+        Ok(())
+    }
+
+    /// Removes a file (or link). Missing is fine.
+    pub fn unlink(&self, name: &str) -> Result<()> {
+        let c = cstr(name).map_err(|e| Error::io("remove", self.child_path(name), e))?;
+        match retry_eintr(|| unsafe { libc::unlinkat(self.raw(), c.as_ptr(), 0) }) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", self.child_path(name), e)),
+        }
+    }
+
+    /// Removes `name` and, if it is a directory, everything under it, without
+    /// following any link. Missing is fine.
+    pub fn remove_tree(&self, name: &str) -> Result<()> {
+        match self.stat(name)? {
+            None => Ok(()),
+            Some(st) if st.kind == EntryKind::Dir => {
+                if let Some(sub) = self.open_subdir(name)? {
+                    for entry in sub.entries()? {
+                        sub.remove_tree(&entry.name)?;
+                    }
+                }
+                let c = cstr(name).map_err(|e| Error::io("remove", self.child_path(name), e))?;
+                match retry_eintr(|| unsafe {
+                    libc::unlinkat(self.raw(), c.as_ptr(), libc::AT_REMOVEDIR)
+                }) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(Error::io("remove directory", self.child_path(name), e)),
+                }
+            }
+            Some(_) => self.unlink(name),
+        }
+    }
+
+    /// `lstat` of an entry; `None` if it does not exist.
+    pub fn stat(&self, name: &str) -> Result<Option<Stat>> {
+        let c = cstr(name).map_err(|e| Error::io("inspect", self.child_path(name), e))?;
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        match retry_eintr(|| unsafe {
+            libc::fstatat(self.raw(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW)
+        }) {
+            Ok(_) => Ok(Some(Stat::from(&st))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("inspect", self.child_path(name), e)),
+        }
+    }
+
+    /// `fstat` of this directory itself.
+    pub fn self_stat(&self) -> Result<Stat> {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        retry_eintr(|| unsafe { libc::fstat(self.raw(), &mut st) })
+            .map_err(|e| Error::io("inspect", &self.path, e))?;
+        Ok(Stat::from(&st))
+    }
+
+    /// Makes renames and unlinks in this directory durable.
+    pub fn sync(&self) -> Result<()> {
+        retry_eintr(|| unsafe { libc::fsync(self.raw()) })
+            .map_err(|e| Error::io("sync directory", &self.path, e))?;
+        Ok(())
+    }
+
+    /// The entries of this directory, without `.` and `..`. Names that are
+    /// not UTF-8 are skipped: the store never writes such names.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        let dup = retry_eintr(|| unsafe { libc::fcntl(self.raw(), libc::F_DUPFD_CLOEXEC, 0) })
+            .map_err(|e| Error::io("list", &self.path, e))?;
+        let stream = unsafe { libc::fdopendir(dup) };
+        if stream.is_null() {
+            let e = io::Error::last_os_error();
+            unsafe { libc::close(dup) };
+            return Err(Error::io("list", &self.path, e));
+        }
+        // The duplicate shares the directory offset with our descriptor.
+        unsafe { libc::rewinddir(stream) };
+        let mut entries = Vec::new();
+        loop {
+            unsafe { *libc::__errno_location() = 0 };
+            let ent = unsafe { libc::readdir(stream) };
+            if ent.is_null() {
+                let errno = unsafe { *libc::__errno_location() };
+                unsafe { libc::closedir(stream) };
+                if errno != 0 {
+                    return Err(Error::io(
+                        "list",
+                        &self.path,
+                        io::Error::from_raw_os_error(errno),
+                    ));
+                }
+                break;
+            }
+            let (name, d_type) = unsafe { (CStr::from_ptr((*ent).d_name.as_ptr()), (*ent).d_type) };
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let Ok(name) = std::str::from_utf8(bytes) else {
+                continue;
+            };
+            let kind = match d_type {
+                libc::DT_REG => EntryKind::File,
+                libc::DT_DIR => EntryKind::Dir,
+                libc::DT_LNK => EntryKind::Symlink,
+                libc::DT_UNKNOWN => match self.stat(name) {
+                    Ok(Some(st)) => st.kind,
+                    _ => continue,
+                },
+                _ => EntryKind::Other,
+            };
+            entries.push(Entry {
+                name: name.to_owned(),
+                kind,
+            });
+        }
+        Ok(entries)
+    }
+
+    /// A second descriptor for the same open directory.
+    pub fn try_clone(&self) -> Result<Dir> {
+        let fd = retry_eintr(|| unsafe { libc::fcntl(self.raw(), libc::F_DUPFD_CLOEXEC, 0) })
+            .map_err(|e| Error::io("open directory", &self.path, e))?;
+        Ok(Dir {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            path: self.path.clone(),
+        })
+    }
+
+    /// Takes this directory's exclusive `flock`, waiting up to `timeout`.
+    /// `flock` excludes other processes and, through separate descriptors,
+    /// other threads. The lock belongs to the open directory: dropping the
+    /// guard, or the process dying, releases it.
+    pub fn lock(&self, timeout: Duration) -> Result<LockedDir> {
+        let locked = LockedDir(self.try_clone()?);
+        let started = Instant::now();
+        let mut pause = Duration::from_micros(50);
+        loop {
+            match cvt(unsafe { libc::flock(locked.0.raw(), libc::LOCK_EX | libc::LOCK_NB) }) {
+                Ok(_) => return Ok(locked),
+                Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("lock", &self.path, e)),
+            }
+            if started.elapsed() >= timeout {
+                return Err(Error::LockTimeout {
+                    path: self.path.clone(),
+                    waited_secs: started.elapsed().as_secs(),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+    }
+
+    /// Takes the lock only if nobody holds it.
+    pub fn try_lock(&self) -> Result<Option<LockedDir>> {
+        let locked = LockedDir(self.try_clone()?);
+        match cvt(unsafe { libc::flock(locked.0.raw(), libc::LOCK_EX | libc::LOCK_NB) }) {
+            Ok(_) => Ok(Some(locked)),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
+            Err(e) => Err(Error::io("lock", &self.path, e)),
+        }
+    }
+}
+
+/// A held directory lock; released on drop.
+pub struct LockedDir(Dir);
+
+impl Drop for LockedDir {
+    fn drop(&mut self) {
+        unsafe { libc::flock(self.0.raw(), libc::LOCK_UN) };
+    }
+}
+
+/// The path of a store root given by the user, made absolute so a later
+/// `chdir` cannot move the store.
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid("checkpoint_dir must not be empty"));
+    }
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::io("find", Path::new("."), e))?;
+    Ok(cwd.join(path))
+}

@@ -1,0 +1,174 @@
+//! Names inside the store: task ids as path components, numbered checkpoint
+//! files, and the store's own dot-files.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+pub const INDEX_FILE: &str = "index.json";
+pub const METADATA_FILE: &str = "metadata.json";
+const CHECKPOINT_PREFIX: &str = "checkpoint_";
+const CHECKPOINT_SUFFIX: &str = ".json";
+/// Temp files end so; a crash can leave them behind, and the next writer
+/// holding the directory's lock removes them.
+pub const TEMP_SUFFIX: &str = ".tmp";
+/// A task directory being removed is first renamed to this prefix, so it
+/// disappears from the store in one step.
+pub const TRASH_PREFIX: &str = ".trash-";
+pub const MAX_TASK_ID_BYTES: usize = 255;
+
+/// A task id that is safe as a single path component.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(String);
+
+impl TaskId {
+    pub fn parse(id: &str) -> Result<TaskId> {
+        let refuse = |why: &str| {
+            Err(Error::invalid(format!(
+                "task_id {id:?} {why}; use letters, digits, '-', '_' or '.' (as in \"refactor-users-module\")"
+            )))
+        };
+        if id.is_empty() {
+            return refuse("is empty");
+        }
+        if id == "." || id == ".." {
+            return refuse("is a directory reference");
+        }
+        if id.starts_with('.') {
+            return refuse("starts with '.', which the store keeps for its own files");
+        }
+        if id.contains('/') {
+            return refuse("contains '/'");
+        }
+        if id.contains('\0') {
+            return refuse("contains a NUL byte");
+        }
+        if id.chars().any(char::is_control) {
+            return refuse("contains a control character");
+        }
+        if id.len() > MAX_TASK_ID_BYTES {
+            return Err(Error::invalid(format!(
+                "task_id is {} bytes long; the limit is {MAX_TASK_ID_BYTES} (it names a directory)",
+                id.len()
+            )));
+        }
+        if id == INDEX_FILE {
+            return refuse("is the name of the store's index file");
+        }
+        Ok(TaskId(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `checkpoint_001.json` … `checkpoint_999.json`, then `checkpoint_1000.json`.
+pub fn checkpoint_file_name(number: u64) -> String {
+    format!("{CHECKPOINT_PREFIX}{number:03}{CHECKPOINT_SUFFIX}")
+}
+
+/// The number in a checkpoint file name; `None` for any other name,
+/// including ones the store would not write (`checkpoint_01.json`).
+pub fn parse_checkpoint_file_name(name: &str) -> Option<u64> {
+    let digits = name
+        .strip_prefix(CHECKPOINT_PREFIX)?
+        .strip_suffix(CHECKPOINT_SUFFIX)?;
+    if digits.len() < 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number: u64 = digits.parse().ok()?;
+    (number >= 1 && checkpoint_file_name(number) == name).then_some(number)
+}
+
+/// A temp name unique across processes and threads: `.<target>.<pid>.<n>.tmp`.
+pub fn temp_file_name(target: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(".{target}.{}.{n}{TEMP_SUFFIX}", std::process::id())
+}
+
+pub fn is_temp_file_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_ids() {
+        for id in [
+            "refactor-users-module",
+            "a",
+            "task_1.v2",
+            "ünïcode tâche",
+            &"x".repeat(255),
+        ] {
+            assert_eq!(TaskId::parse(id).unwrap().as_str(), id);
+        }
+    }
+
+    #[test]
+    fn refuses_hostile_ids_naming_the_value() {
+        for id in [
+            "",
+            ".",
+            "..",
+            "../etc",
+            "a/b",
+            "/abs",
+            "nul\0byte",
+            ".hidden",
+            "index.json",
+            "tab\there",
+        ] {
+            let err = TaskId::parse(id).unwrap_err().to_string();
+            assert!(err.contains("task_id"), "{err}");
+        }
+        let long = "x".repeat(256);
+        assert!(TaskId::parse(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("256 bytes"));
+    }
+
+    #[test]
+    fn checkpoint_names_round_trip() {
+        assert_eq!(checkpoint_file_name(1), "checkpoint_001.json");
+        assert_eq!(checkpoint_file_name(999), "checkpoint_999.json");
+        assert_eq!(checkpoint_file_name(1000), "checkpoint_1000.json");
+        for n in [1, 42, 999, 1000, 123456] {
+            assert_eq!(
+                parse_checkpoint_file_name(&checkpoint_file_name(n)),
+                Some(n)
+            );
+        }
+        for name in [
+            "checkpoint_01.json",
+            "checkpoint_0001.json",
+            "checkpoint_000.json",
+            "checkpoint_abc.json",
+            "metadata.json",
+            "checkpoint_001.json.tmp",
+        ] {
+            assert_eq!(parse_checkpoint_file_name(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn temp_names_are_unique_and_recognised() {
+        let a = temp_file_name("checkpoint_001.json");
+        let b = temp_file_name("checkpoint_001.json");
+        assert_ne!(a, b);
+        assert!(is_temp_file_name(&a));
+        assert!(!is_temp_file_name("checkpoint_001.json"));
+    }
+}

@@ -1,0 +1,710 @@
+//! The storage engine: numbered, sealed checkpoint files per task, written
+//! crash-safely under a per-task lock, plus the two summary caches.
+//!
+//! Crash story of one checkpoint write, step by step:
+//! 1. write `.checkpoint_NNN.json.<pid>.<n>.tmp`, fsync it — a crash leaves a
+//!    temp file that the next writer (holding the lock) deletes;
+//! 2. rename it to `checkpoint_NNN.json`, fsync the directory — the commit
+//!    point: before it the old checkpoint is current, after it the new one;
+//! 3. prune old files, rewrite `metadata.json` and `index.json` — caches: a
+//!    crash here leaves them stale, and readers detect that (the file after
+//!    the one they name exists) and rebuild them from the checkpoints.
+
+pub mod dir;
+pub mod gate;
+pub mod layout;
+pub mod seal;
+pub mod summary;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::checkpoint::{CheckpointView, Document, Facts, Status, FORMAT_VERSION};
+use crate::error::{Error, Result};
+use dir::{Dir, EntryKind, LockedDir};
+use layout::{
+    checkpoint_file_name, is_temp_file_name, parse_checkpoint_file_name, temp_file_name, TaskId,
+    INDEX_FILE, METADATA_FILE, TRASH_PREFIX,
+};
+use seal::SealedWriter;
+use summary::IndexFile;
+pub use summary::TaskSummary;
+
+/// How long a writer waits for another process's lock before giving up.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Keep at most this many checkpoint files per task (never pruning the
+    /// newest, nor the newest non-failed one); `None` keeps all.
+    pub max_checkpoints: Option<u64>,
+    /// fsync the file and the directory (the default). Off only for tests
+    /// and benchmarks that want to measure everything but the disk.
+    pub durable: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            max_checkpoints: None,
+            durable: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub number: u64,
+    pub summary: TaskSummary,
+    pub pruned: Vec<u64>,
+}
+
+/// A checkpoint file that passed its integrity check: its JSON text.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub number: u64,
+    pub json: Vec<u8>,
+}
+
+impl Found {
+    pub fn view(&self) -> CheckpointView<'_> {
+        CheckpointView::parse(&self.json).expect("verified when read")
+    }
+}
+
+/// A checkpoint passed over because it is damaged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub number: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Lookup {
+    pub found: Option<Found>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Which checkpoint a lookup wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// The newest intact one.
+    Latest,
+    /// The newest intact one that is not a failure.
+    LatestGood,
+    /// The newest intact non-failure numbered below this.
+    GoodBefore(u64),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub tasks: Vec<TaskSummary>,
+    pub warnings: Vec<String>,
+}
+
+/// Which tasks `cleanup` removes: those whose last checkpoint is at least
+/// `older_than` old, except the kinds it keeps.
+#[derive(Debug, Clone)]
+pub struct CleanupRule {
+    pub older_than: Duration,
+    pub keep_failed: bool,
+    pub keep_completed: bool,
+    pub keep_running: bool,
+}
+
+impl CleanupRule {
+    pub fn removes(&self, summary: &TaskSummary, now: DateTime<Utc>) -> bool {
+        let kept = match summary.status {
+            Status::Failed => self.keep_failed,
+            Status::Completed => self.keep_completed,
+            Status::Running => self.keep_running,
+        };
+        if kept {
+            return false;
+        }
+        let Ok(updated) = crate::checkpoint::parse_timestamp(&summary.updated_at) else {
+            return false;
+        };
+        let age = now.signed_duration_since(updated);
+        age.num_milliseconds() >= self.older_than.as_millis() as i64
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    lock_timeout: Duration,
+}
+
+/// The checkpoint numbers in a task directory, ascending.
+fn scan_numbers(task_dir: &Dir, remove_temps: bool) -> Result<Vec<u64>> {
+    let mut numbers = Vec::new();
+    for entry in task_dir.entries()? {
+        if let Some(n) = parse_checkpoint_file_name(&entry.name) {
+            if entry.kind == EntryKind::File {
+                numbers.push(n);
+            }
+        } else if remove_temps && is_temp_file_name(&entry.name) && entry.kind == EntryKind::File {
+            // Only called under the task lock: no live writer owns a temp file.
+            task_dir.unlink(&entry.name)?;
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// Writes `name` in `dir` through a sealed temp file and a rename.
+fn write_sealed(
+    dir: &Dir,
+    name: &str,
+    body: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
+    durable: bool,
+) -> Result<()> {
+    let temp = temp_file_name(name);
+    let file = dir.create_new_file(&temp)?;
+    let written = (|| -> Result<()> {
+        let temp_path = || dir.child_path(&temp);
+        let mut writer = SealedWriter::new(BufWriter::with_capacity(1 << 16, &file));
+        body(&mut |chunk| writer.write(chunk)).map_err(|e| Error::io("write", temp_path(), e))?;
+        writer
+            .finish()
+            .and_then(|mut buffered| buffered.flush())
+            .map_err(|e| Error::io("write", temp_path(), e))?;
+        if durable {
+            file.sync_all()
+                .map_err(|e| Error::io("sync", temp_path(), e))?;
+        }
+        dir.rename(&temp, name)
+    })();
+    if written.is_err() {
+        let _ = dir.unlink(&temp);
+    }
+    written?;
+    if durable {
+        dir.sync()?;
+    }
+    Ok(())
+}
+
+fn write_json_sealed<T: serde::Serialize>(dir: &Dir, name: &str, value: &T) -> Result<()> {
+    let json = crate::checkpoint::json_bytes(value);
+    // Drop the closing brace: the seal closes the object.
+    let open = &json[..json.len() - 1];
+    write_sealed(dir, name, |out| out(open), false)
+}
+
+fn read_json_sealed<T: serde::de::DeserializeOwned>(dir: &Dir, name: &str) -> Option<T> {
+    let bytes = dir.read_file(name).ok()??;
+    let json = seal::verify(&bytes).ok()?;
+    serde_json::from_slice(json).ok()
+}
+
+/// Why a checkpoint file cannot be trusted, if it cannot.
+pub fn verify_checkpoint(bytes: &[u8], task: &str, number: u64) -> Result<(), String> {
+    let json = seal::verify(bytes)?;
+    let view = CheckpointView::parse(json)?;
+    if view.task_id != task {
+        return Err(format!("it belongs to task {:?}", view.task_id));
+    }
+    if view.sequence != Some(number) {
+        return Err(format!(
+            "it says it is checkpoint {:?}, not {number}",
+            view.sequence
+        ));
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn new(root: &Path) -> Result<Store> {
+        Ok(Store {
+            root: dir::absolute(root)?,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        })
+    }
+
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Store {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn task_path(&self, task: &TaskId) -> PathBuf {
+        self.root.join(task.as_str())
+    }
+
+    pub fn checkpoint_path(&self, task: &TaskId, number: u64) -> PathBuf {
+        self.task_path(task).join(checkpoint_file_name(number))
+    }
+
+    fn open_root(&self) -> Result<Option<Dir>> {
+        match Dir::open(&self.root) {
+            Ok(dir) => Ok(Some(dir)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_task(&self, task: &TaskId) -> Result<Option<Dir>> {
+        match self.open_root()? {
+            Some(root) => root.open_subdir(task.as_str()),
+            None => Ok(None),
+        }
+    }
+
+    /// Locks a task directory that is still linked at `root/task` once
+    /// locked (a concurrent `remove` may have moved the one we opened).
+    fn lock_task(
+        &self,
+        root: &Dir,
+        task: &TaskId,
+        create: bool,
+    ) -> Result<Option<(Dir, LockedDir)>> {
+        loop {
+            let task_dir = if create {
+                let (task_dir, created) = root.create_subdir(task.as_str())?;
+                if created {
+                    // The new directory's name must survive a power loss too.
+                    root.sync()?;
+                }
+                task_dir
+            } else {
+                match root.open_subdir(task.as_str())? {
+                    Some(task_dir) => task_dir,
+                    None => return Ok(None),
+                }
+            };
+            let lock = task_dir.lock(self.lock_timeout)?;
+            let mine = task_dir.self_stat()?;
+            match root.stat(task.as_str())? {
+                Some(now)
+                    if now.kind == EntryKind::Dir && (now.dev, now.ino) == (mine.dev, mine.ino) =>
+                {
+                    return Ok(Some((task_dir, lock)))
+                }
+                _ if !create => return Ok(None),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Writes `doc` as the task's next checkpoint and returns its number.
+    /// On error nothing new is left behind: the previous checkpoint is current.
+    pub fn write_checkpoint(
+        &self,
+        task: &TaskId,
+        doc: &mut Document,
+        facts: &Facts,
+        options: &WriteOptions,
+    ) -> Result<Written> {
+        let _pass = gate::enter();
+        let root = Dir::create_all(&self.root)?;
+        let (task_dir, _lock) = self
+            .lock_task(&root, task, true)?
+            .expect("created when missing");
+        let mut numbers = scan_numbers(&task_dir, true)?;
+        let number = numbers.last().map_or(1, |n| n + 1);
+        let name = checkpoint_file_name(number);
+        doc.set("sequence", &number);
+        write_sealed(
+            &task_dir,
+            &name,
+            |out| doc.write_open_object(out),
+            options.durable,
+        )
+        .inspect_err(|_| {
+            // The rename may have happened before the directory sync failed.
+            let _ = task_dir.unlink(&name);
+        })?;
+        let previous: Option<TaskSummary> = read_json_sealed(&task_dir, METADATA_FILE);
+        let committed = (|| -> Result<Written> {
+            numbers.push(number);
+            let latest_good = if facts.status == Status::Failed {
+                match previous
+                    .as_ref()
+                    .filter(|p| numbers.contains(&p.latest_checkpoint))
+                {
+                    Some(p) => p.latest_good_checkpoint,
+                    None => self
+                        .find_in(&task_dir, task, &numbers, Pick::GoodBefore(number))
+                        .found
+                        .map(|f| f.number),
+                }
+            } else {
+                Some(number)
+            };
+            let pruned = prune(
+                &task_dir,
+                &mut numbers,
+                options.max_checkpoints,
+                latest_good,
+            );
+            let created_at = match &previous {
+                Some(p) => p.created_at.clone(),
+                None => self.created_at(&task_dir, task, &numbers, facts),
+            };
+            let summary = TaskSummary::from_facts(
+                task.as_str(),
+                number,
+                latest_good,
+                numbers.len() as u64,
+                created_at,
+                facts,
+            );
+            write_json_sealed(&task_dir, METADATA_FILE, &summary)?;
+            self.update_index(&root, |index| {
+                index.tasks.insert(task.to_string(), summary.clone());
+            })?;
+            Ok(Written {
+                number,
+                summary,
+                pruned,
+            })
+        })();
+        if committed.is_err() {
+            // Take the checkpoint back so the call fails as a whole.
+            let _ = task_dir.unlink(&name);
+            let _ = task_dir.sync();
+            match &previous {
+                Some(p) => drop(write_json_sealed(&task_dir, METADATA_FILE, p)),
+                None => drop(task_dir.unlink(METADATA_FILE)),
+            }
+        }
+        committed
+    }
+
+    fn created_at(&self, task_dir: &Dir, task: &TaskId, numbers: &[u64], facts: &Facts) -> String {
+        numbers
+            .first()
+            .filter(|&&oldest| oldest != numbers[numbers.len() - 1])
+            .and_then(|&oldest| self.read_in(task_dir, task, oldest).ok())
+            .map(|found| found.view().timestamp)
+            .unwrap_or_else(|| facts.timestamp.clone())
+    }
+
+    /// Reads the index under the store lock, changes it, writes it back.
+    fn update_index(&self, root: &Dir, change: impl FnOnce(&mut IndexFile)) -> Result<()> {
+        let _lock = root.lock(self.lock_timeout)?;
+        let mut index: IndexFile = read_json_sealed(root, INDEX_FILE).unwrap_or_default();
+        index.version = FORMAT_VERSION.to_owned();
+        change(&mut index);
+        for entry in root.entries()? {
+            if is_temp_file_name(&entry.name) && entry.kind == EntryKind::File {
+                root.unlink(&entry.name)?;
+            }
+        }
+        write_json_sealed(root, INDEX_FILE, &index)
+    }
+
+    fn read_in(&self, task_dir: &Dir, task: &TaskId, number: u64) -> Result<Found> {
+        let name = checkpoint_file_name(number);
+        let path = task_dir.child_path(&name);
+        let bytes = task_dir.read_file(&name)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "task {task:?} has no checkpoint {number}; list them with `bin/cli checkpoint show {task}`"
+            ))
+        })?;
+        verify_checkpoint(&bytes, task.as_str(), number)
+            .map_err(|reason| Error::corrupt(&path, reason))?;
+        let mut json = bytes;
+        let end = seal::verify(&json).map(<[u8]>::len).unwrap_or(json.len());
+        json.truncate(end);
+        Ok(Found { number, json })
+    }
+
+    /// Reads and verifies checkpoint `number` of `task`.
+    pub fn read(&self, task: &TaskId, number: u64) -> Result<Found> {
+        let _pass = gate::enter();
+        match self.open_task(task)? {
+            Some(task_dir) => self.read_in(&task_dir, task, number),
+            None => Err(Error::NotFound(format!(
+                "task {task:?} has no checkpoints in {}",
+                self.root.display()
+            ))),
+        }
+    }
+
+    fn find_in(&self, task_dir: &Dir, task: &TaskId, numbers: &[u64], pick: Pick) -> Lookup {
+        let mut lookup = Lookup::default();
+        for &number in numbers.iter().rev() {
+            match pick {
+                Pick::GoodBefore(limit) if number >= limit => continue,
+                _ => {}
+            }
+            match self.read_in(task_dir, task, number) {
+                Ok(found) => {
+                    let good = found.view().status != Status::Failed;
+                    if pick == Pick::Latest || good {
+                        lookup.found = Some(found);
+                        return lookup;
+                    }
+                }
+                Err(Error::NotFound(_)) => {} // pruned meanwhile
+                Err(e) => lookup.skipped.push(Skipped {
+                    number,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        lookup
+    }
+
+    /// Finds the newest intact checkpoint matching `pick`, reporting the
+    /// damaged ones it passed over.
+    pub fn find(&self, task: &TaskId, pick: Pick) -> Result<Lookup> {
+        let _pass = gate::enter();
+        let Some(task_dir) = self.open_task(task)? else {
+            return Ok(Lookup::default());
+        };
+        let numbers = scan_numbers(&task_dir, false)?;
+        Ok(self.find_in(&task_dir, task, &numbers, pick))
+    }
+
+    /// The task's checkpoint numbers, ascending.
+    pub fn numbers(&self, task: &TaskId) -> Result<Vec<u64>> {
+        let _pass = gate::enter();
+        match self.open_task(task)? {
+            Some(task_dir) => scan_numbers(&task_dir, false),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The task's summary from `metadata.json`, rebuilt from the checkpoint
+    /// files when missing, damaged or stale. `None` if it has no checkpoint.
+    pub fn summary(&self, task: &TaskId) -> Result<Option<TaskSummary>> {
+        let _pass = gate::enter();
+        match self.open_task(task)? {
+            Some(task_dir) => self.summary_in(&task_dir, task),
+            None => Ok(None),
+        }
+    }
+
+    fn summary_in(&self, task_dir: &Dir, task: &TaskId) -> Result<Option<TaskSummary>> {
+        if let Some(summary) = read_json_sealed::<TaskSummary>(task_dir, METADATA_FILE) {
+            if summary.task_id == task.as_str()
+                && is_fresh(task_dir, "", summary.latest_checkpoint)?
+            {
+                return Ok(Some(summary));
+            }
+        }
+        let numbers = scan_numbers(task_dir, false)?;
+        let latest = self.find_in(task_dir, task, &numbers, Pick::Latest);
+        let Some(found) = latest.found else {
+            return Ok(None);
+        };
+        let view = found.view();
+        let facts = view.facts();
+        let latest_good = if view.status == Status::Failed {
+            self.find_in(task_dir, task, &numbers, Pick::GoodBefore(found.number))
+                .found
+                .map(|f| f.number)
+        } else {
+            Some(found.number)
+        };
+        let summary = TaskSummary::from_facts(
+            task.as_str(),
+            found.number,
+            latest_good,
+            numbers.len() as u64,
+            self.created_at(task_dir, task, &numbers, &facts),
+            &facts,
+        );
+        // Repair the cache when no writer is busy; a busy writer repairs it anyway.
+        if let Some(_lock) = task_dir.try_lock()? {
+            if numbers.last() == Some(&found.number) {
+                let _ = write_json_sealed(task_dir, METADATA_FILE, &summary);
+            }
+        }
+        Ok(Some(summary))
+    }
+
+    /// One summary per task, newest first. Served from `index.json`, checked
+    /// against the files with two `stat`s per task and repaired where stale.
+    pub fn list(&self) -> Result<Listing> {
+        let _pass = gate::enter();
+        let mut listing = Listing::default();
+        let Some(root) = self.open_root()? else {
+            return Ok(listing);
+        };
+        let index: IndexFile = read_json_sealed(&root, INDEX_FILE).unwrap_or_default();
+        let mut rebuilt = BTreeMap::new();
+        let mut present = BTreeSet::new();
+        for entry in root.entries()? {
+            if entry.name.starts_with('.') || entry.name == INDEX_FILE {
+                continue;
+            }
+            if entry.kind == EntryKind::Symlink {
+                listing.warnings.push(format!(
+                    "skipped {}: a symbolic link inside the store is never followed",
+                    root.child_path(&entry.name).display()
+                ));
+                continue;
+            }
+            if entry.kind != EntryKind::Dir {
+                continue;
+            }
+            let Ok(task) = TaskId::parse(&entry.name) else {
+                continue;
+            };
+            present.insert(entry.name.clone());
+            if let Some(row) = index.tasks.get(&entry.name) {
+                if is_fresh(&root, &entry.name, row.latest_checkpoint)? {
+                    listing.tasks.push(row.clone());
+                    continue;
+                }
+            }
+            let Some(task_dir) = root.open_subdir(&entry.name)? else {
+                continue;
+            };
+            match self.summary_in(&task_dir, &task) {
+                Ok(Some(summary)) => {
+                    rebuilt.insert(entry.name.clone(), summary.clone());
+                    listing.tasks.push(summary);
+                }
+                Ok(None) => {}
+                Err(e) => listing
+                    .warnings
+                    .push(format!("skipped task {:?}: {e}", entry.name)),
+            }
+        }
+        let vanished = index.tasks.keys().any(|k| !present.contains(k));
+        if !rebuilt.is_empty() || vanished {
+            // Best effort: the listing is right whether or not the cache is.
+            let _ = self.update_index(&root, |current| {
+                current
+                    .tasks
+                    .retain(|k, _| present.contains(k) || root.stat(k).ok().flatten().is_some());
+                for (task, summary) in rebuilt {
+                    let stale = current
+                        .tasks
+                        .get(&task)
+                        .is_none_or(|row| row.latest_checkpoint <= summary.latest_checkpoint);
+                    if stale {
+                        current.tasks.insert(task, summary);
+                    }
+                }
+            });
+        }
+        listing.tasks.sort_by(|a, b| {
+            b.updated_at
+                .cmp(&a.updated_at)
+                .then_with(|| a.task_id.cmp(&b.task_id))
+        });
+        Ok(listing)
+    }
+
+    /// Removes the task and all its checkpoints. False if there was none.
+    pub fn remove(&self, task: &TaskId) -> Result<bool> {
+        self.remove_if(task, |_| true)
+    }
+
+    /// Removes the task if `wanted` says so of its current summary, deciding
+    /// under the task's lock so a checkpoint written meanwhile is seen.
+    pub fn remove_if(
+        &self,
+        task: &TaskId,
+        wanted: impl FnOnce(Option<&TaskSummary>) -> bool,
+    ) -> Result<bool> {
+        let _pass = gate::enter();
+        let Some(root) = self.open_root()? else {
+            return Ok(false);
+        };
+        let Some((task_dir, lock)) = self.lock_task(&root, task, false)? else {
+            return Ok(false);
+        };
+        let summary = self.summary_in(&task_dir, task)?;
+        if !wanted(summary.as_ref()) {
+            return Ok(false);
+        }
+        // One rename makes the whole task disappear at once; the files go after.
+        let trash = temp_name_in(TRASH_PREFIX);
+        root.rename_to(task.as_str(), &root, &trash)?;
+        root.sync()?;
+        self.update_index(&root, |index| {
+            index.tasks.remove(task.as_str());
+        })?;
+        drop(lock);
+        drop(task_dir);
+        root.remove_tree(&trash)?;
+        Ok(true)
+    }
+
+    /// Removes every task `rule` selects; returns their ids.
+    pub fn cleanup(&self, rule: &CleanupRule, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let _pass = gate::enter();
+        let mut removed = Vec::new();
+        for summary in self.list()?.tasks {
+            if !rule.removes(&summary, now) {
+                continue;
+            }
+            let task = TaskId::parse(&summary.task_id)?;
+            if self.remove_if(&task, |current| {
+                current.is_some_and(|s| rule.removes(s, now))
+            })? {
+                removed.push(summary.task_id);
+            }
+        }
+        // Trash left by a removal that crashed half-way.
+        if let Some(root) = self.open_root()? {
+            for entry in root.entries()? {
+                if entry.name.starts_with(TRASH_PREFIX) {
+                    root.remove_tree(&entry.name)?;
+                }
+            }
+        }
+        removed.sort();
+        Ok(removed)
+    }
+}
+
+fn temp_name_in(prefix: &str) -> String {
+    let unique = temp_file_name("x");
+    format!("{prefix}{}", unique.trim_start_matches('.'))
+}
+
+/// A summary naming checkpoint `latest` is current when that file exists
+/// and the next one does not (a crash after a commit leaves the next one).
+fn is_fresh(dir: &Dir, task_prefix: &str, latest: u64) -> Result<bool> {
+    let path = |n: u64| {
+        if task_prefix.is_empty() {
+            checkpoint_file_name(n)
+        } else {
+            format!("{task_prefix}/{}", checkpoint_file_name(n))
+        }
+    };
+    let exists = dir
+        .stat(&path(latest))?
+        .is_some_and(|st| st.kind == EntryKind::File);
+    Ok(exists && dir.stat(&path(latest + 1))?.is_none())
+}
+
+/// Deletes the oldest files beyond `max`, never the newest nor `keep`.
+fn prune(task_dir: &Dir, numbers: &mut Vec<u64>, max: Option<u64>, keep: Option<u64>) -> Vec<u64> {
+    let Some(max) = max.filter(|&m| m > 0) else {
+        return Vec::new();
+    };
+    let mut pruned = Vec::new();
+    let excess = numbers.len().saturating_sub(max as usize);
+    let newest = numbers.last().copied();
+    for &number in numbers.iter().take(excess) {
+        if Some(number) == keep || Some(number) == newest {
+            continue;
+        }
+        // Retention is best effort: a file that will not go is kept.
+        if task_dir.unlink(&checkpoint_file_name(number)).is_ok() {
+            pruned.push(number);
+        }
+    }
+    numbers.retain(|n| !pruned.contains(n));
+    pruned
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! Integrity for every JSON file the store writes. The file stays plain JSON
+//! (users read it with `jq`); its last member is a CRC-32 of every byte before
+//! that member:
+//!
+//! ```text
+//! {"task_id":"t",…,"metadata":{…},"checksum":"crc32:8c736521"}
+//! ```
+//!
+//! CRC-32 catches every truncation (the suffix is gone) and every change of
+//! up to 32 consecutive bits, so one flipped character anywhere is caught.
+
+use std::io;
+
+const MARKER: &[u8] = b",\"checksum\":\"crc32:";
+
+/// Streams an unterminated JSON object (`{"a":1,"b":2`, no closing brace)
+/// to `out`, then closes it with the checksum member and a newline.
+pub struct SealedWriter<W: io::Write> {
+    out: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: io::Write> SealedWriter<W> {
+    pub fn new(out: W) -> Self {
+        SealedWriter {
+            out,
+            crc: crc32fast::Hasher::new(),
+        }
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.crc.update(bytes);
+        self.out.write_all(bytes)
+    }
+
+    pub fn finish(mut self) -> io::Result<W> {
+        let crc = self.crc.clone().finalize();
+        self.out.write_all(MARKER)?;
+        self.out.write_all(format!("{crc:08x}\"}}\n").as_bytes())?;
+        Ok(self.out)
+    }
+}
+
+/// Seals an in-memory unterminated object.
+pub fn seal(open_object: &[u8]) -> Vec<u8> {
+    let mut writer = SealedWriter::new(Vec::with_capacity(open_object.len() + 32));
+    writer
+        .write(open_object)
+        .expect("writing to a Vec cannot fail");
+    writer.finish().expect("writing to a Vec cannot fail")
+}
+
+/// Checks the seal and returns the whole JSON text (checksum member included,
+/// trailing newline excluded), or why the file cannot be trusted.
+pub fn verify(bytes: &[u8]) -> Result<&[u8], String> {
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let text = &bytes[..end];
+    if text.is_empty() {
+        return Err("the file is empty".into());
+    }
+    // `,"checksum":"crc32:` + 8 hex digits + `"}`
+    let suffix_len = MARKER.len() + 8 + 2;
+    if text.len() < suffix_len + 1 || !text.ends_with(b"\"}") {
+        return Err("the file is truncated or was not written by the store".into());
+    }
+    let marker_at = text.len() - suffix_len;
+    if &text[marker_at..marker_at + MARKER.len()] != MARKER {
+        return Err("the file is truncated or its checksum is missing".into());
+    }
+    let hex = &text[marker_at + MARKER.len()..text.len() - 2];
+    let stored = std::str::from_utf8(hex)
+        .ok()
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .ok_or("its checksum is malformed")?;
+    let actual = crc32fast::hash(&text[..marker_at]);
+    if actual != stored {
+        return Err(format!(
+            "checksum mismatch: the file says {stored:08x}, its contents give {actual:08x}"
+        ));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &[u8] = br#"{"task_id":"t","state":{"files":["a.rb","b.rb"]}"#;
+
+    #[test]
+    fn sealed_file_is_json_and_verifies() {
+        let sealed = seal(BODY);
+        let text = verify(&sealed).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(text).unwrap();
+        assert_eq!(value["state"]["files"][1], "b.rb");
+        assert!(value["checksum"].as_str().unwrap().starts_with("crc32:"));
+        assert!(sealed.ends_with(b"\"}\n"));
+    }
+
+    #[test]
+    fn every_truncation_is_caught() {
+        let sealed = seal(BODY);
+        let full = sealed.len() - 1; // the trailing newline is not content
+        for len in 0..full {
+            assert!(verify(&sealed[..len]).is_err(), "truncated to {len} bytes");
+        }
+    }
+
+    #[test]
+    fn every_single_character_change_is_caught() {
+        let sealed = seal(BODY);
+        for i in 0..sealed.len() - 1 {
+            for replacement in [b'x', b'0', b' ', b'"'] {
+                if sealed[i] == replacement {
+                    continue;
+                }
+                let mut damaged = sealed.clone();
+                damaged[i] = replacement;
+                assert!(
+                    verify(&damaged).is_err(),
+                    "byte {i} set to {}",
+                    replacement as char
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hand_written_json_without_seal_is_refused() {
+        assert!(verify(br#"{"task_id":"t"}"#).is_err());
+        assert!(verify(b"").is_err());
+        assert!(verify(b"\n\n").is_err());
+    }
+
+    #[test]
+    fn streaming_equals_in_memory() {
+        let mut writer = SealedWriter::new(Vec::new());
+        writer.write(&BODY[..10]).unwrap();
+        writer.write(&BODY[10..]).unwrap();
+        assert_eq!(writer.finish().unwrap(), seal(BODY));
+    }
+}

@@ -1,0 +1,391 @@
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use super::*;
+use crate::checkpoint::{BudgetFigures, Draft, Host, Progress};
+
+pub(crate) fn temp_store() -> (tempdir::TempDir, Store) {
+    let dir = tempdir::TempDir::new();
+    let store = Store::new(&dir.path().join(".master_checkpoints")).unwrap();
+    (dir, store)
+}
+
+/// A throwaway directory removed on drop (no extra crate for it).
+pub(crate) mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static N: AtomicU64 = AtomicU64::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "master-test-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn task(id: &str) -> TaskId {
+    TaskId::parse(id).unwrap()
+}
+
+fn write(
+    store: &Store,
+    id: &str,
+    status: Status,
+    processed: u64,
+    state: &str,
+    max: Option<u64>,
+) -> Written {
+    let draft = Draft {
+        task_id: id,
+        timestamp: Utc::now(),
+        status,
+        message: None,
+        progress: Progress::new(processed, Some(100)),
+        budget: BudgetFigures::new(Some("5".parse().unwrap()), "1.5".parse().unwrap()),
+        state: state.as_bytes(),
+        error: None,
+        rollback_of: None,
+        failures: 0,
+        retries: 0,
+        host: Host::current(),
+    };
+    let mut doc = draft.to_document();
+    let options = WriteOptions {
+        max_checkpoints: max,
+        durable: true,
+    };
+    store
+        .write_checkpoint(&task(id), &mut doc, &draft.facts(), &options)
+        .unwrap()
+}
+
+fn running(store: &Store, id: &str, processed: u64) -> Written {
+    write(store, id, Status::Running, processed, r#"{"n":1}"#, None)
+}
+
+fn files_in(path: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn writes_numbered_files_with_metadata_and_index() {
+    let (_tmp, store) = temp_store();
+    assert_eq!(running(&store, "alpha", 1).number, 1);
+    assert_eq!(running(&store, "alpha", 2).number, 2);
+    assert_eq!(running(&store, "beta", 1).number, 1);
+    let alpha = store.root().join("alpha");
+    assert_eq!(
+        files_in(&alpha),
+        [
+            "checkpoint_001.json",
+            "checkpoint_002.json",
+            "metadata.json"
+        ]
+    );
+    assert_eq!(files_in(store.root()), ["alpha", "beta", "index.json"]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.root().join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["tasks"]["alpha"]["latest_checkpoint"], 2);
+    assert_eq!(index["tasks"]["beta"]["progress"]["items_processed"], 1);
+}
+
+#[test]
+fn files_are_private() {
+    let (_tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(store.root().to_path_buf()), 0o700);
+    assert_eq!(mode(store.root().join("alpha")), 0o700);
+    assert_eq!(mode(store.checkpoint_path(&task("alpha"), 1)), 0o600);
+    assert_eq!(mode(store.root().join("alpha/metadata.json")), 0o600);
+    assert_eq!(mode(store.root().join("index.json")), 0o600);
+}
+
+#[test]
+fn reads_back_verified_json() {
+    let (_tmp, store) = temp_store();
+    write(
+        &store,
+        "alpha",
+        Status::Running,
+        7,
+        r#"{"files":["a","b"]}"#,
+        None,
+    );
+    let found = store.read(&task("alpha"), 1).unwrap();
+    let view = found.view();
+    assert_eq!(view.progress.items_processed, 7);
+    assert_eq!(view.state.get(), r#"{"files":["a","b"]}"#);
+    assert_eq!(view.sequence, Some(1));
+    assert!(matches!(
+        store.read(&task("alpha"), 9),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.read(&task("nobody"), 1),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn damaged_latest_is_skipped_with_a_reason() {
+    let (_tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    running(&store, "alpha", 2);
+    running(&store, "alpha", 3);
+    let third = store.checkpoint_path(&task("alpha"), 3);
+    let second = store.checkpoint_path(&task("alpha"), 2);
+    // one character changed inside a value
+    let text = std::fs::read_to_string(&third).unwrap();
+    std::fs::write(&third, text.replacen("\"n\":1", "\"n\":7", 1)).unwrap();
+    // truncated
+    let bytes = std::fs::read(&second).unwrap();
+    std::fs::write(&second, &bytes[..bytes.len() / 2]).unwrap();
+
+    let lookup = store.find(&task("alpha"), Pick::Latest).unwrap();
+    assert_eq!(lookup.found.unwrap().number, 1);
+    let skipped: Vec<_> = lookup.skipped.iter().map(|s| s.number).collect();
+    assert_eq!(skipped, [3, 2]);
+    assert!(lookup.skipped[0].reason.contains("checksum mismatch"));
+    assert!(matches!(
+        store.read(&task("alpha"), 3),
+        Err(Error::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn a_file_renamed_to_another_number_or_task_is_refused() {
+    let (_tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    running(&store, "beta", 1);
+    let alpha1 = store.checkpoint_path(&task("alpha"), 1);
+    std::fs::copy(&alpha1, store.checkpoint_path(&task("alpha"), 2)).unwrap();
+    std::fs::copy(&alpha1, store.checkpoint_path(&task("beta"), 2)).unwrap();
+    let err = store.read(&task("alpha"), 2).unwrap_err().to_string();
+    assert!(err.contains("says it is checkpoint"), "{err}");
+    let err = store.read(&task("beta"), 2).unwrap_err().to_string();
+    assert!(err.contains("belongs to task"), "{err}");
+}
+
+#[test]
+fn latest_good_skips_failures() {
+    let (_tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    write(&store, "alpha", Status::Failed, 1, "{}", None);
+    let good = store.find(&task("alpha"), Pick::LatestGood).unwrap();
+    assert_eq!(good.found.unwrap().number, 1);
+    let latest = store.find(&task("alpha"), Pick::Latest).unwrap();
+    assert_eq!(latest.found.unwrap().number, 2);
+    assert!(store
+        .find(&task("alpha"), Pick::GoodBefore(1))
+        .unwrap()
+        .found
+        .is_none());
+}
+
+#[test]
+fn retention_keeps_the_newest_and_the_newest_good() {
+    let (_tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    for _ in 0..5 {
+        write(&store, "alpha", Status::Failed, 1, "{}", Some(3));
+    }
+    assert_eq!(store.numbers(&task("alpha")).unwrap(), [1, 4, 5, 6]);
+    let written = running(&store, "alpha", 2);
+    assert_eq!(written.number, 7);
+    let written = write(&store, "alpha", Status::Running, 3, "{}", Some(3));
+    assert_eq!(written.number, 8);
+    assert_eq!(store.numbers(&task("alpha")).unwrap(), [6, 7, 8]);
+    assert_eq!(written.summary.checkpoints, 3);
+}
+
+#[test]
+fn numbering_continues_past_999() {
+    let (_tmp, store) = temp_store();
+    let dir = store.root().join("alpha");
+    running(&store, "alpha", 1);
+    std::fs::rename(
+        store.checkpoint_path(&task("alpha"), 1),
+        dir.join("checkpoint_998.json"),
+    )
+    .unwrap();
+    // The renamed file no longer matches its number, but it still takes the slot.
+    assert_eq!(running(&store, "alpha", 2).number, 999);
+    assert_eq!(running(&store, "alpha", 3).number, 1000);
+    assert!(dir.join("checkpoint_1000.json").exists());
+}
+
+#[test]
+fn leftover_temp_files_are_removed_by_the_next_writer() {
+    let (_tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    let dir = store.root().join("alpha");
+    std::fs::write(dir.join(".checkpoint_002.json.999.0.tmp"), b"half").unwrap();
+    running(&store, "alpha", 2);
+    assert!(files_in(&dir).iter().all(|n| !n.ends_with(".tmp")));
+}
+
+#[test]
+fn symlinks_inside_the_store_are_never_followed() {
+    let (tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, store.root().join("evil")).unwrap();
+    let err = store.find(&task("evil"), Pick::Latest).unwrap_err();
+    assert!(matches!(err, Error::UnsafeStore { .. }), "{err}");
+    let draft_err = std::panic::catch_unwind(|| running(&store, "evil", 1));
+    assert!(draft_err.is_err());
+    assert!(
+        files_in(&outside).is_empty(),
+        "nothing written through the link"
+    );
+
+    // A checkpoint file replaced by a link to a file outside.
+    let secret = tmp.path().join("secret.json");
+    std::fs::write(&secret, b"{}").unwrap();
+    let first = store.checkpoint_path(&task("alpha"), 1);
+    std::fs::remove_file(&first).unwrap();
+    std::os::unix::fs::symlink(&secret, &first).unwrap();
+    assert!(store.read(&task("alpha"), 1).is_err());
+    let listing = store.list().unwrap();
+    assert!(listing.warnings.iter().any(|w| w.contains("symbolic link")));
+}
+
+#[test]
+fn list_is_newest_first_and_survives_a_lost_index() {
+    let (_tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    running(&store, "beta", 1);
+    let ids = |l: Listing| l.tasks.into_iter().map(|t| t.task_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list().unwrap()), ["beta", "alpha"]);
+    std::fs::remove_file(store.root().join("index.json")).unwrap();
+    assert_eq!(ids(store.list().unwrap()), ["beta", "alpha"]);
+    assert!(store.root().join("index.json").exists(), "rebuilt");
+    std::fs::write(store.root().join("index.json"), b"{\"tasks\":").unwrap();
+    assert_eq!(ids(store.list().unwrap()), ["beta", "alpha"]);
+}
+
+#[test]
+fn stale_caches_are_detected_and_rebuilt() {
+    let (_tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    let saved_meta = std::fs::read(store.root().join("alpha/metadata.json")).unwrap();
+    let saved_index = std::fs::read(store.root().join("index.json")).unwrap();
+    running(&store, "alpha", 2);
+    // As if the writer died right after its commit: caches name checkpoint 1.
+    std::fs::write(store.root().join("alpha/metadata.json"), saved_meta).unwrap();
+    std::fs::write(store.root().join("index.json"), saved_index).unwrap();
+    let summary = store.summary(&task("alpha")).unwrap().unwrap();
+    assert_eq!(summary.latest_checkpoint, 2);
+    assert_eq!(summary.progress.items_processed, 2);
+    let listing = store.list().unwrap();
+    assert_eq!(listing.tasks[0].latest_checkpoint, 2);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.root().join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["tasks"]["alpha"]["latest_checkpoint"], 2);
+}
+
+#[test]
+fn remove_takes_the_whole_task() {
+    let (_tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    running(&store, "beta", 1);
+    assert!(store.remove(&task("alpha")).unwrap());
+    assert!(!store.remove(&task("alpha")).unwrap());
+    assert_eq!(files_in(store.root()), ["beta", "index.json"]);
+    assert_eq!(store.list().unwrap().tasks.len(), 1);
+    assert_eq!(
+        running(&store, "alpha", 1).number,
+        1,
+        "a removed task starts over"
+    );
+}
+
+#[test]
+fn cleanup_follows_the_rule() {
+    let (_tmp, store) = temp_store();
+    running(&store, "running", 1);
+    write(&store, "done", Status::Completed, 100, "{}", None);
+    write(&store, "broken", Status::Failed, 3, "{}", None);
+    let later = Utc::now() + chrono::Duration::days(8);
+    let week = Duration::from_secs(7 * 86400);
+    let rule = CleanupRule {
+        older_than: week,
+        keep_failed: true,
+        keep_completed: false,
+        keep_running: false,
+    };
+    assert!(
+        store.cleanup(&rule, Utc::now()).unwrap().is_empty(),
+        "nothing is a week old yet"
+    );
+    assert_eq!(store.cleanup(&rule, later).unwrap(), ["done", "running"]);
+    assert_eq!(store.list().unwrap().tasks[0].task_id, "broken");
+}
+
+#[test]
+fn threads_never_share_a_number() {
+    let (_tmp, store) = temp_store();
+    let store = Arc::new(store);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|i| running(&store, "shared", i).number)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut numbers: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=80).collect::<Vec<_>>());
+    for n in 1..=80 {
+        store.read(&task("shared"), n).unwrap();
+    }
+    assert_eq!(
+        store.summary(&task("shared")).unwrap().unwrap().checkpoints,
+        80
+    );
+}
+
+#[test]
+fn a_missing_store_reads_as_empty() {
+    let (_tmp, store) = temp_store();
+    assert!(store.list().unwrap().tasks.is_empty());
+    assert!(store
+        .find(&task("alpha"), Pick::Latest)
+        .unwrap()
+        .found
+        .is_none());
+    assert!(store.summary(&task("alpha")).unwrap().is_none());
+    assert!(!store.root().exists(), "reading creates nothing");
+}
