@@ -4,4 +4,6 @@
 pub mod budget;
 pub mod checkpoint;
 pub mod error;
+pub mod session;
 pub mod store;
+pub mod ticker;

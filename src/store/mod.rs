@@ -707,4 +707,4 @@ fn prune(task_dir: &Dir, numbers: &mut Vec<u64>, max: Option<u64>, keep: Option<
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,0 +1,152 @@
+//! The `tick` fast path: counting items and noticing that a checkpoint is
+//! due, with atomics only — no lock, no allocation, no system call. Time is
+//! read from CLOCK_MONOTONIC_COARSE, which the kernel serves from memory
+//! through the vDSO (a few nanoseconds, millisecond resolution).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::time::Duration;
+
+pub fn coarse_now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+#[derive(Debug)]
+pub struct Ticker {
+    progress: AtomicU64,
+    since_checkpoint: AtomicU64,
+    every_items: u64,
+    every_ms: u64,
+    deadline_ms: AtomicU64,
+    /// Set by the one tick that goes on to write, so eight threads crossing
+    /// the line together write one checkpoint, not eight.
+    claimed: AtomicBool,
+}
+
+impl Ticker {
+    /// `None` (or zero) turns a trigger off.
+    pub fn new(every_items: Option<u64>, every: Option<Duration>) -> Ticker {
+        let every_ms = every.map_or(0, |d| (d.as_millis() as u64).max(1));
+        Ticker {
+            progress: AtomicU64::new(0),
+            since_checkpoint: AtomicU64::new(0),
+            every_items: every_items.unwrap_or(0),
+            every_ms,
+            deadline_ms: AtomicU64::new(coarse_now_ms().saturating_add(every_ms)),
+            claimed: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts `items`; true when this caller should write a checkpoint now.
+    #[inline]
+    pub fn tick(&self, items: u64) -> bool {
+        self.progress.fetch_add(items, Relaxed);
+        let since = self
+            .since_checkpoint
+            .fetch_add(items, Relaxed)
+            .wrapping_add(items);
+        let due = (self.every_items != 0 && since >= self.every_items)
+            || (self.every_ms != 0 && coarse_now_ms() >= self.deadline_ms.load(Relaxed));
+        due && !self.claimed.swap(true, Acquire)
+    }
+
+    /// Gives up a claim without writing (the write failed).
+    pub fn release(&self) {
+        self.claimed.store(false, Release);
+    }
+
+    pub fn progress(&self) -> u64 {
+        self.progress.load(Relaxed)
+    }
+
+    pub fn set_progress(&self, items: u64) {
+        self.progress.store(items, Relaxed);
+    }
+
+    /// Items counted since the last checkpoint; pass it to `rearm` once the
+    /// checkpoint that includes them is written.
+    pub fn since_checkpoint(&self) -> u64 {
+        self.since_checkpoint.load(Relaxed)
+    }
+
+    /// Starts the next period after a checkpoint that covered `covered` items.
+    pub fn rearm(&self, covered: u64) {
+        let _ = self
+            .since_checkpoint
+            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(covered)));
+        self.deadline_ms
+            .store(coarse_now_ms().saturating_add(self.every_ms), Relaxed);
+        self.claimed.store(false, Release);
+    }
+
+    pub fn reset(&self) {
+        self.progress.store(0, Relaxed);
+        self.rearm(u64::MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_every_n_items() {
+        let ticker = Ticker::new(Some(3), None);
+        assert!(!ticker.tick(1));
+        assert!(!ticker.tick(1));
+        assert!(ticker.tick(1));
+        // Claimed until rearmed: nobody else writes the same checkpoint.
+        assert!(!ticker.tick(1));
+        ticker.rearm(3);
+        assert!(!ticker.tick(1));
+        assert!(ticker.tick(1));
+        assert_eq!(ticker.progress(), 6);
+    }
+
+    #[test]
+    fn due_after_the_interval() {
+        let ticker = Ticker::new(None, Some(Duration::from_millis(30)));
+        assert!(!ticker.tick(1));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(ticker.tick(1));
+        ticker.rearm(ticker.since_checkpoint());
+        assert!(!ticker.tick(1));
+    }
+
+    #[test]
+    fn items_ticked_during_a_write_count_toward_the_next() {
+        let ticker = Ticker::new(Some(10), None);
+        assert!(!ticker.tick(9));
+        let covered = ticker.since_checkpoint();
+        ticker.tick(4); // arrives while the checkpoint is being written
+        ticker.rearm(covered);
+        assert_eq!(ticker.since_checkpoint(), 4);
+    }
+
+    #[test]
+    fn no_triggers_never_due() {
+        let ticker = Ticker::new(None, None);
+        assert!(!ticker.tick(1_000_000));
+    }
+
+    #[test]
+    fn eight_threads_lose_no_count_and_one_claims() {
+        let ticker = std::sync::Arc::new(Ticker::new(Some(1_000_000), None));
+        let claims: u32 = (0..8)
+            .map(|_| {
+                let ticker = ticker.clone();
+                std::thread::spawn(move || (0..100_000).filter(|_| ticker.tick(1)).count() as u32)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(ticker.progress(), 800_000);
+        assert_eq!(claims, 0);
+        assert!(ticker.tick(200_000));
+    }
+}
