@@ -4,6 +4,13 @@
 pub mod budget;
 pub mod checkpoint;
 pub mod error;
+pub mod persistence;
+pub mod ruby_api;
 pub mod session;
 pub mod store;
 pub mod ticker;
+
+#[magnus::init(name = "master")]
+fn init(ruby: &magnus::Ruby) -> Result<(), magnus::Error> {
+    ruby_api::init(ruby)
+}

@@ -34,9 +34,6 @@ impl TaskId {
         if id == "." || id == ".." {
             return refuse("is a directory reference");
         }
-        if id.starts_with('.') {
-            return refuse("starts with '.', which the store keeps for its own files");
-        }
         if id.contains('/') {
             return refuse("contains '/'");
         }
@@ -45,6 +42,9 @@ impl TaskId {
         }
         if id.chars().any(char::is_control) {
             return refuse("contains a control character");
+        }
+        if id.starts_with('.') {
+            return refuse("starts with '.', which the store keeps for its own files");
         }
         if id.len() > MAX_TASK_ID_BYTES {
             return Err(Error::invalid(format!(

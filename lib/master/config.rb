@@ -1,0 +1,191 @@
+# frozen_string_literal: true
+
+require "yaml"
+
+module MASTER
+  # Settings: the shipped lib/config/session_recovery.yml, overridden by the
+  # project's file, overridden by the environment (SPEC "Configuration").
+  # Files are re-read when they change; the environment is read on every call,
+  # so a process may change it between sessions.
+  module Config
+    DEFAULTS_PATH = File.expand_path("../config/session_recovery.yml", __dir__)
+    PROJECT_PATHS = %w[config/session_recovery.yml lib/config/session_recovery.yml].freeze
+    SECTION = "session_recovery"
+    LEGACY_SECTION = "session"
+
+    # Every key of the seed's YAML and the kind of value it takes.
+    KEYS = {
+      enabled: :boolean,
+      checkpoint_interval: :seconds,
+      checkpoint_on_items: :count,
+      checkpoint_dir: :path,
+      max_checkpoints: :count,
+      auto_resume: :boolean,
+      resume_on_start: :boolean,
+      keep_failed: :boolean,
+      keep_successful: :days,
+      track_costs: :boolean,
+      warn_threshold: :fraction
+    }.freeze
+
+    KINDS = {
+      boolean: "true or false",
+      seconds: "a number of seconds, 0 or more (0 or nil turns the timer off)",
+      count: "a whole number, 0 or more (0 or nil turns it off)",
+      positive_count: "a whole number, 0 or more",
+      path: "a non-empty directory path (String)",
+      days: "a number of days, 0 or more",
+      fraction: "a fraction above 0 and at most 1 (0.8 means 80%)",
+      callable: "something that responds to call (a lambda or proc), or nil",
+      logger: "an object that responds to warn (a Logger), or nil"
+    }.freeze
+
+    ENV_KEYS = {
+      "MASTER_CHECKPOINT_DIR" => :checkpoint_dir,
+      "MASTER_AUTO_RESUME" => :auto_resume,
+      "MASTER_CHECKPOINT_INTERVAL" => :checkpoint_interval
+    }.freeze
+
+    class << self
+      # The merged settings, as a frozen Hash with Symbol keys.
+      def settings
+        merged = load_file(DEFAULTS_PATH)
+        project = project_file
+        merged = merged.merge(load_file(project)) if project
+        merged.merge(from_env).freeze
+      end
+
+      # The project's override file, if any.
+      def project_file
+        named = ENV["MASTER_CONFIG"]
+        if named && !named.empty?
+          return named if File.file?(named)
+
+          raise ConfigError, "MASTER_CONFIG names #{named}, which does not exist; create it or unset MASTER_CONFIG"
+        end
+        PROJECT_PATHS.map { |path| File.expand_path(path) }.find do |path|
+          File.file?(path) && path != DEFAULTS_PATH
+        end
+      end
+
+      # The store to use: the explicit one, else the configured one, made
+      # absolute against the current directory.
+      def checkpoint_dir(explicit = nil)
+        dir = explicit.nil? ? settings[:checkpoint_dir] : explicit
+        problem = problem_with(:path, dir)
+        raise ArgumentError, "checkpoint_dir must be #{problem}; got #{dir.inspect}" if problem
+
+        File.expand_path(dir.to_s)
+      end
+
+      # Why `value` is not of `kind`, or nil if it is.
+      def problem_with(kind, value)
+        ok = case kind
+             when :boolean then [true, false].include?(value)
+             when :seconds, :count then value.nil? || non_negative?(value, integer: kind == :count)
+             when :positive_count then non_negative?(value, integer: true)
+             when :days then non_negative?(value, integer: false)
+             when :path then (value.is_a?(String) || value.respond_to?(:to_path)) && !value.to_s.empty?
+             when :fraction then value.is_a?(Numeric) && value.real? && value.positive? && value <= 1
+             when :callable then value.nil? || value.respond_to?(:call)
+             when :logger then value.nil? || value.respond_to?(:warn)
+             end
+        ok ? nil : KINDS.fetch(kind)
+      end
+
+      # Forget parsed files and given warnings (for tests).
+      def reset!
+        @files = nil
+        @warned = nil
+      end
+
+      def warn_once(key, message)
+        @warned ||= {}
+        return if @warned[key]
+
+        @warned[key] = true
+        MASTER.logger&.warn(message)
+      end
+
+      private
+
+      def non_negative?(value, integer:)
+        return false unless value.is_a?(Numeric) && value.real?
+        return false if integer && !value.is_a?(Integer)
+
+        value.finite? && value >= 0
+      end
+
+      def load_file(path)
+        @files ||= {}
+        stat = File.stat(path)
+        cached = @files[path]
+        return cached[:settings] if cached && cached[:mtime] == stat.mtime && cached[:size] == stat.size
+
+        settings = parse(path)
+        @files[path] = { mtime: stat.mtime, size: stat.size, settings: settings }
+        settings
+      rescue Errno::ENOENT, Errno::EACCES => e
+        raise ConfigError, "cannot read #{path}: #{e.message}"
+      end
+
+      def parse(path)
+        document = YAML.safe_load(File.read(path), aliases: false) || {}
+        raise ConfigError, "#{path}: expected a `#{SECTION}:` section at the top" unless document.is_a?(Hash)
+
+        section = section_of(document, path)
+        raise ConfigError, "#{path}: `#{SECTION}:` must hold key: value pairs; got #{section.inspect}" unless section.is_a?(Hash)
+
+        section.each_with_object({}) do |(key, value), settings|
+          name = key.to_s.to_sym
+          kind = KEYS[name]
+          unless kind
+            warn_once([path, name], "#{path}: unknown key `#{key}` in #{SECTION} (ignored); known keys: #{KEYS.keys.join(', ')}")
+            next
+          end
+          problem = problem_with(kind, value)
+          raise ConfigError, "#{path}: #{SECTION}.#{key} must be #{problem}; got #{value.inspect}" if problem
+
+          settings[name] = value
+        end
+      rescue Psych::Exception => e
+        raise ConfigError, "#{path} is not valid YAML: #{e.message}"
+      end
+
+      def section_of(document, path)
+        return document[SECTION] || {} if document.key?(SECTION) || !document.key?(LEGACY_SECTION)
+
+        warn_once([path, :legacy],
+                  "#{path}: the `#{LEGACY_SECTION}:` section is deprecated; rename it to `#{SECTION}:` " \
+                  "(bin/cli checkpoint migrate-config #{path} does it for you)")
+        document[LEGACY_SECTION] || {}
+      end
+
+      def from_env
+        ENV_KEYS.each_with_object({}) do |(variable, key), settings|
+          text = ENV[variable]
+          next if text.nil? || text.strip.empty?
+
+          settings[key] = env_value(variable, key, text.strip)
+        end
+      end
+
+      def env_value(variable, key, text)
+        case KEYS.fetch(key)
+        when :boolean
+          return true if %w[true 1 yes on].include?(text.downcase)
+          return false if %w[false 0 no off].include?(text.downcase)
+
+          raise ConfigError, "#{variable} must be true or false; got #{text.inspect}"
+        when :seconds
+          seconds = Float(text, exception: false)
+          raise ConfigError, "#{variable} must be #{KINDS[:seconds]}; got #{text.inspect}" unless seconds&.finite? && seconds >= 0
+
+          seconds == seconds.to_i ? seconds.to_i : seconds
+        else
+          text
+        end
+      end
+    end
+  end
+end

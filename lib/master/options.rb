@@ -1,0 +1,82 @@
+# frozen_string_literal: true
+
+module MASTER
+  # Keyword options of the public classes: unknown ones refused, every value
+  # checked before Rust sees it, defaults taken from `Config`.
+  module Options
+    DEFAULT_MAX_RETRIES = 3
+
+    SESSION = {
+      checkpoint_dir: :path,
+      checkpoint_interval: :seconds,
+      checkpoint_on_items: :count,
+      max_checkpoints: :count,
+      warn_threshold: :fraction,
+      auto_resume: :boolean,
+      max_retries: :positive_count,
+      on_checkpoint: :callable,
+      on_resume: :callable,
+      on_complete: :callable,
+      logger: :logger,
+      enabled: :boolean,
+      track_costs: :boolean
+    }.freeze
+
+    module_function
+
+    # Raises ArgumentError naming the first unknown or bad option.
+    def check!(options, allowed, owner)
+      unknown = options.keys - allowed.keys
+      unless unknown.empty?
+        raise ArgumentError, "unknown option#{'s' if unknown.size > 1} #{unknown.map(&:inspect).join(', ')} " \
+                             "for #{owner}; known options: #{allowed.keys.join(', ')}"
+      end
+      options.each do |key, value|
+        next if key == :checkpoint_dir && value.nil? # nil: the configured store
+
+        problem = Config.problem_with(allowed.fetch(key), value)
+        raise ArgumentError, "option `#{key}` must be #{problem}; got #{value.inspect} (#{value.class})" if problem
+      end
+    end
+
+    # What `SessionRecovery#_setup` needs: options over configuration.
+    def session(options)
+      check!(options, SESSION, "MASTER::SessionRecovery.new")
+      config = Config.settings
+      chosen = ->(key) { options.key?(key) ? options[key] : config[key] }
+      {
+        checkpoint_dir: Config.checkpoint_dir(options[:checkpoint_dir]),
+        checkpoint_interval: chosen[:checkpoint_interval],
+        checkpoint_on_items: chosen[:checkpoint_on_items],
+        max_checkpoints: chosen[:max_checkpoints],
+        warn_threshold: chosen[:warn_threshold],
+        auto_resume: chosen[:auto_resume],
+        enabled: chosen[:enabled],
+        track_costs: chosen[:track_costs],
+        max_retries: options.fetch(:max_retries, DEFAULT_MAX_RETRIES),
+        on_checkpoint: options[:on_checkpoint],
+        on_resume: options[:on_resume],
+        on_complete: options[:on_complete],
+        logger: options.key?(:logger) ? options[:logger] : MASTER.logger
+      }
+    end
+
+    DURATION_UNITS = { "s" => 1, "m" => 60, "h" => 3600, "d" => 86_400, "w" => 604_800 }.freeze
+
+    # Seconds from 3600, 7.days (anything with to_i) or "7d" / "12h" / "30m".
+    def seconds(value, name)
+      seconds = case value
+                when Numeric then value
+                when String
+                  match = value.strip.match(/\A(\d+(?:\.\d+)?)\s*([smhdw])\z/i)
+                  match && match[1].to_f * DURATION_UNITS.fetch(match[2].downcase)
+                else value.respond_to?(:to_i) && !value.nil? ? value.to_i : nil
+                end
+      if seconds.nil? || !seconds.real? || !seconds.finite? || seconds.negative?
+        raise ArgumentError, "#{name} must be a duration: seconds (604800), 7.days, or a String " \
+                             "like \"7d\", \"12h\", \"30m\"; got #{value.inspect}"
+      end
+      seconds
+    end
+  end
+end

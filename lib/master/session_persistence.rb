@@ -1,0 +1,78 @@
+# frozen_string_literal: true
+
+module MASTER
+  # The storage layer: checkpoint documents by id, in the configured store or
+  # the one named by `checkpoint_dir:`. The `_` methods are in Rust
+  # (src/ruby_api/session_persistence.rs).
+  module SessionPersistence
+    class << self
+      # Persists the Hash `data` as the next checkpoint of `checkpoint_id`,
+      # adding the envelope members it lacks.
+      # @return [Integer] the new checkpoint's number
+      def save(checkpoint_id, data, checkpoint_dir: nil)
+        _save(Config.checkpoint_dir(checkpoint_dir), checkpoint_id, data, Config.settings[:max_checkpoints])
+      end
+
+      # The latest intact checkpoint document (Symbol keys), or nil.
+      def load(checkpoint_id, checkpoint_dir: nil)
+        document, warnings = _load(Config.checkpoint_dir(checkpoint_dir), checkpoint_id)
+        warnings.each { |message| MASTER.logger&.warn(message) }
+        document
+      end
+
+      # One summary Hash per task, newest first.
+      def list(checkpoint_dir: nil)
+        rows, warnings = _list(Config.checkpoint_dir(checkpoint_dir))
+        warnings.each { |message| MASTER.logger&.warn(message) }
+        rows
+      end
+
+      # The summary of one task, or nil.
+      def summary(task_id, checkpoint_dir: nil)
+        _summary(Config.checkpoint_dir(checkpoint_dir), task_id)
+      end
+
+      # The task's checkpoint numbers, oldest first.
+      def checkpoints(task_id, checkpoint_dir: nil)
+        _numbers(Config.checkpoint_dir(checkpoint_dir), task_id)
+      end
+
+      # Checkpoint `number` of the task as a document Hash.
+      def read(task_id, number, checkpoint_dir: nil)
+        _read(Config.checkpoint_dir(checkpoint_dir), task_id, number)
+      end
+
+      # Removes a task and all its checkpoints. True if there was one.
+      def remove(task_id, checkpoint_dir: nil)
+        _remove(Config.checkpoint_dir(checkpoint_dir), task_id)
+      end
+
+      # Removes tasks whose last checkpoint is older than `older_than`
+      # (keeping failed ones when `keep_failed`, completed ones when
+      # `keep_completed`). With no `older_than`, applies the configured policy:
+      # completed tasks older than `keep_successful` days go, failed ones too
+      # unless `keep_failed`, running ones stay.
+      # @return [Array<String>] the removed task ids
+      def cleanup(older_than: nil, keep_failed: nil, keep_completed: false, checkpoint_dir: nil)
+        config = Config.settings
+        keep_failed = config[:keep_failed] if keep_failed.nil?
+        check_flag(:keep_failed, keep_failed)
+        check_flag(:keep_completed, keep_completed)
+        dir = Config.checkpoint_dir(checkpoint_dir)
+        if older_than.nil?
+          _cleanup(dir, config[:keep_successful] * 86_400.0, keep_failed, keep_completed, true)
+        else
+          _cleanup(dir, Options.seconds(older_than, "older_than").to_f, keep_failed, keep_completed, false)
+        end
+      end
+
+      private
+
+      def check_flag(name, value)
+        return if [true, false].include?(value)
+
+        raise ArgumentError, "#{name} must be true or false; got #{value.inspect}"
+      end
+    end
+  end
+end

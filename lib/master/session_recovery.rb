@@ -1,0 +1,44 @@
+# frozen_string_literal: true
+
+module MASTER
+  # Checkpoint, resume, retry and budget for one long-running task.
+  # The methods without a body here are defined in Rust (src/ruby_api/session_recovery.rs).
+  #
+  #   session = MASTER::SessionRecovery.new(task_id: "refactor-users-module", budget: 5.0)
+  #   session.checkpoint(progress: 10, data: { processed: results })
+  #   session.complete!
+  class SessionRecovery
+    # @param task_id [String] names the task's directory in the store
+    # @param budget [Numeric, nil] dollars this task may spend
+    # @param options see Options::SESSION; defaults come from Config
+    def initialize(task_id:, budget: nil, **options)
+      _setup(task_id, budget, Options.session(options))
+    end
+
+    # Writes the next checkpoint. Values not given carry over.
+    # @return [Hash] the restored-state hash of the new checkpoint
+    def checkpoint(data: nil, message: nil, progress: nil, items_total: nil)
+      _checkpoint(data, message, progress, items_total)
+    end
+
+    # Writes a failed checkpoint holding the error, the item and the context,
+    # keeping the last good data.
+    def checkpoint_error(error, item = nil, context: nil)
+      _checkpoint_error(error, item, context)
+    end
+
+    # Makes the latest good checkpoint before the current one (or number
+    # `to_checkpoint`) current again, by writing it anew.
+    def rollback(to_checkpoint: nil)
+      _rollback(to_checkpoint)
+    end
+
+    # Removes tasks whose last checkpoint is older than `older_than`; with no
+    # arguments, applies the configured retention (keep_successful, keep_failed).
+    # @return [Array<String>] the removed task ids
+    def self.cleanup(older_than: nil, keep_failed: nil, keep_completed: false, checkpoint_dir: nil)
+      SessionPersistence.cleanup(older_than: older_than, keep_failed: keep_failed,
+                                 keep_completed: keep_completed, checkpoint_dir: checkpoint_dir)
+    end
+  end
+end

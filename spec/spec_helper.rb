@@ -1,0 +1,48 @@
+# frozen_string_literal: true
+
+require "master"
+require "tmpdir"
+require "fileutils"
+require "json"
+require "open3"
+require "rbconfig"
+
+Dir[File.join(__dir__, "support", "**", "*.rb")].sort.each { |file| require file }
+
+RSpec.configure do |config|
+  config.disable_monkey_patching!
+  config.order = :random
+  Kernel.srand config.seed
+  config.include StoreHelpers
+
+  # Every example runs in its own empty directory, so the default store
+  # (.master_checkpoints under Dir.pwd) is private to it, with no MASTER_*
+  # variables and a logger that records instead of printing.
+  config.around do |example|
+    saved_env = ENV.to_h.select { |key, _| key.start_with?("MASTER_") }
+    saved_env.each_key { |key| ENV.delete(key) }
+    Dir.mktmpdir("master-spec") do |dir|
+      Dir.chdir(dir) do
+        MASTER::Config.reset!
+        MASTER.logger = RecordingLogger.new
+        example.run
+      ensure
+        MASTER.logger = nil
+      end
+    end
+  ensure
+    ENV.delete_if { |key, _| key.start_with?("MASTER_") }
+    saved_env.each { |key, value| ENV[key] = value }
+  end
+
+  # `rake gc_stress` runs the examples that hand Ruby objects to Rust with
+  # GC.stress on, so an object Rust holds but does not mark is freed at once.
+  if ENV["GC_STRESS"]
+    config.around(:each, :gc_stress) do |example|
+      GC.stress = true
+      example.run
+    ensure
+      GC.stress = false
+    end
+  end
+end

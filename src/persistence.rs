@@ -1,0 +1,168 @@
+//! `SessionPersistence.save`: a caller's own document stored as the next
+//! checkpoint, with the envelope members it lacks filled in, so that every
+//! member it gave comes back equal and the file still reads as a checkpoint.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::Utc;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::checkpoint::{
+    format_timestamp, json_bytes, BudgetFigures, CheckpointView, Document, Host, Progress,
+    FORMAT_VERSION,
+};
+use crate::error::{Error, Result};
+use crate::store::layout::TaskId;
+use crate::store::{Store, WriteOptions, Written};
+
+/// Members the store writes itself.
+const RESERVED: [&str; 2] = ["checksum", "sequence"];
+
+/// A JSON object's members in their order, values left raw.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct MembersVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for MembersVisitor<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Members<'a>, A::Error> {
+                let mut members = Vec::new();
+                while let Some((key, value)) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    members.push((key, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(MembersVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Builds the document to store for `task` from the caller's JSON object.
+pub fn document<'a>(task: &TaskId, user_json: &'a [u8]) -> Result<Document<'a>> {
+    let members: Members = serde_json::from_slice(user_json)
+        .map_err(|_| Error::invalid("data must be a Hash (it becomes the checkpoint document)"))?;
+    for (key, value) in &members.0 {
+        if RESERVED.contains(&key.as_ref()) {
+            return Err(Error::invalid(format!(
+                "data[:{key}] is written by the store itself; remove it from data"
+            )));
+        }
+        if key == "task_id" {
+            let given: Option<String> = serde_json::from_str(value.get()).ok();
+            if given.as_deref() != Some(task.as_str()) {
+                return Err(Error::invalid(format!(
+                    "data[:task_id] is {} but the checkpoint id is {:?}; drop it or make them match",
+                    value.get(),
+                    task.as_str()
+                )));
+            }
+        }
+    }
+    let given = |name: &str| {
+        members
+            .0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.get().as_bytes())
+    };
+    let mut doc = Document::new();
+    let envelope = |doc: &mut Document<'a>, name: &'static str, default: Vec<u8>| match given(name)
+    {
+        Some(raw) => doc.set_raw(name, raw),
+        None => doc.set_raw(name, default),
+    };
+    envelope(&mut doc, "task_id", json_bytes(task.as_str()));
+    envelope(&mut doc, "version", json_bytes(FORMAT_VERSION));
+    envelope(
+        &mut doc,
+        "timestamp",
+        json_bytes(&format_timestamp(Utc::now())),
+    );
+    doc.set("sequence", &0u64);
+    envelope(&mut doc, "status", json_bytes("running"));
+    envelope(&mut doc, "progress", json_bytes(&Progress::default()));
+    envelope(&mut doc, "budget", json_bytes(&BudgetFigures::default()));
+    envelope(&mut doc, "state", b"{}".to_vec());
+    envelope(&mut doc, "metadata", json_bytes(&Host::current()));
+    for (key, value) in &members.0 {
+        if !doc.contains(key) {
+            doc.set_raw(key.clone(), value.get().as_bytes());
+        }
+    }
+    Ok(doc)
+}
+
+/// Stores the caller's document as the next checkpoint of `task`.
+pub fn save(
+    store: &Store,
+    task: &TaskId,
+    user_json: &[u8],
+    options: &WriteOptions,
+) -> Result<Written> {
+    let mut doc = document(task, user_json)?;
+    let json = doc.to_json();
+    let view = CheckpointView::parse(&json).map_err(|e| {
+        Error::invalid(format!(
+            "data does not fit the checkpoint format ({e}); progress must be like \
+             {{items_processed: 45, items_total: 100}} and budget like {{allocated: 5.0, spent: 2.13}}"
+        ))
+    })?;
+    let facts = view.facts();
+    store.write_checkpoint(task, &mut doc, &facts, options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::temp_store;
+
+    #[test]
+    fn fills_the_envelope_and_keeps_every_given_member() {
+        let (_tmp, store) = temp_store();
+        let task = TaskId::parse("legacy").unwrap();
+        let written = save(
+            &store,
+            &task,
+            br#"{"answer":42,"state":{"k":[1]}}"#,
+            &WriteOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(written.number, 1);
+        let found = store.read(&task, 1).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&found.json).unwrap();
+        assert_eq!(value["answer"], 42);
+        assert_eq!(value["state"]["k"][0], 1);
+        assert_eq!(value["task_id"], "legacy");
+        assert_eq!(value["version"], "52.0");
+        assert_eq!(value["progress"]["items_processed"], 0);
+        assert!(value["metadata"]["pid"].is_u64());
+    }
+
+    #[test]
+    fn refuses_what_would_not_come_back() {
+        let (_tmp, store) = temp_store();
+        let task = TaskId::parse("legacy").unwrap();
+        let options = WriteOptions::default();
+        for bad in [
+            &br#"[1,2]"#[..],
+            br#"{"checksum":"x"}"#,
+            br#"{"task_id":"other"}"#,
+            br#"{"progress":5}"#,
+        ] {
+            assert!(matches!(
+                save(&store, &task, bad, &options),
+                Err(Error::InvalidArgument(_))
+            ));
+        }
+        assert!(store.numbers(&task).unwrap().is_empty(), "nothing written");
+    }
+}

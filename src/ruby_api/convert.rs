@@ -1,0 +1,724 @@
+//! Ruby objects to JSON bytes and back, with no `serde_json::Value` in
+//! between: the encoder walks Ruby's own hashes and arrays and validates as
+//! it writes; the decoder builds Ruby objects straight from the parser.
+//!
+//! Only values that come back equal are accepted (SPEC "What goes into
+//! `data`"); anything else stops the walk with the key path of the culprit,
+//! before a byte reaches the disk.
+
+use std::collections::HashSet;
+use std::ffi::{c_int, c_long, CStr};
+use std::fmt;
+
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::{prelude::*, Error, RHash, Ruby, Symbol, Value};
+use rb_sys::{
+    ruby_coderange_type, ruby_value_type, FIX2LONG, FIXNUM_P, FLONUM_P, RARRAY_CONST_PTR,
+    RARRAY_LEN, RB_BUILTIN_TYPE, RSTRING_LEN, RSTRING_PTR, SPECIAL_CONST_P, STATIC_SYM_P, VALUE,
+};
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use super::errors::{arg_error, type_error};
+use crate::budget::Money;
+
+/// Ruby's own JSON stops at 100 levels; so do we, which also keeps every
+/// document within the parser's limit when it is read back.
+pub const MAX_DEPTH: usize = 100;
+
+const QNIL: VALUE = rb_sys::Qnil as VALUE;
+const QTRUE: VALUE = rb_sys::Qtrue as VALUE;
+const QFALSE: VALUE = rb_sys::Qfalse as VALUE;
+const ST_CONTINUE: c_int = 0;
+const ST_STOP: c_int = 1;
+
+#[derive(Clone, Debug)]
+enum Segment {
+    Symbol(String),
+    Key(String),
+    Index(usize),
+}
+
+/// `data[:files][3]`, shortened in the middle when very deep.
+struct KeyPath<'a>(&'a str, &'a [Segment]);
+
+impl fmt::Display for KeyPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)?;
+        let segments = self.1;
+        let write = |f: &mut fmt::Formatter<'_>, s: &Segment| match s {
+            Segment::Symbol(name) if is_plain_symbol(name) => write!(f, "[:{name}]"),
+            Segment::Symbol(name) => write!(f, "[:{name:?}]"),
+            Segment::Key(name) => write!(f, "[{name:?}]"),
+            Segment::Index(i) => write!(f, "[{i}]"),
+        };
+        if segments.len() > 12 {
+            segments[..6].iter().try_for_each(|s| write(f, s))?;
+            f.write_str("…")?;
+            segments[segments.len() - 4..]
+                .iter()
+                .try_for_each(|s| write(f, s))
+        } else {
+            segments.iter().try_for_each(|s| write(f, s))
+        }
+    }
+}
+
+fn is_plain_symbol(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+}
+
+enum Problem {
+    /// Not a JSON value: TypeError. `value` is shown with `inspect`.
+    Type {
+        path: String,
+        what: String,
+        value: VALUE,
+    },
+    /// Too deep, duplicate keys: ArgumentError.
+    Argument(String),
+}
+
+struct Encoder<'a> {
+    root: &'a str,
+    out: Vec<u8>,
+    path: Vec<Segment>,
+    depth: usize,
+    canonical: bool,
+    problem: Option<Problem>,
+    utf8: c_int,
+}
+
+pub struct Encoded {
+    pub json: Vec<u8>,
+    /// The value is already what a restore would return (symbol keys, no
+    /// symbol values, plain Hash/Array): callers may hand it back as is.
+    pub canonical: bool,
+}
+
+fn class_name(value: VALUE) -> String {
+    unsafe { CStr::from_ptr(rb_sys::rb_obj_classname(value)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn hint_for(class: &str) -> &'static str {
+    match class {
+        "Time" | "Date" | "DateTime" | "ActiveSupport::TimeWithZone" => {
+            "store time.iso8601 (a String) or time.to_i instead"
+        }
+        "Rational" | "BigDecimal" | "Complex" => "convert it with to_f or to_s first",
+        "Set" | "SortedSet" => "convert it with to_a first",
+        "Range" => "store its ends as an Array",
+        "Proc" | "Method" | "UnboundMethod" => "code cannot be checkpointed; keep only data in it",
+        "Struct" | "OpenStruct" | "Data" => "convert it with to_h first",
+        _ => "use only Hash, Array, String, Symbol, Integer, Float, true, false and nil",
+    }
+}
+
+impl Encoder<'_> {
+    fn path(&self) -> String {
+        KeyPath(self.root, &self.path).to_string()
+    }
+
+    fn refuse(&mut self, what: impl Into<String>, value: VALUE) -> bool {
+        self.problem = Some(Problem::Type {
+            path: self.path(),
+            what: what.into(),
+            value,
+        });
+        false
+    }
+
+    /// Writes one value; false once a problem is recorded.
+    unsafe fn value(&mut self, v: VALUE) -> bool {
+        match v {
+            QNIL => self.out.extend_from_slice(b"null"),
+            QTRUE => self.out.extend_from_slice(b"true"),
+            QFALSE => self.out.extend_from_slice(b"false"),
+            _ if FIXNUM_P(v) => {
+                let mut buf = itoa_buf(FIX2LONG(v) as i64);
+                self.out.extend_from_slice(buf.as_bytes_mut());
+            }
+            _ if FLONUM_P(v) => return self.float(v),
+            _ if STATIC_SYM_P(v) => {
+                self.canonical = false;
+                return self.string(rb_sys::rb_sym2str(v));
+            }
+            _ if SPECIAL_CONST_P(v) => {
+                let class = class_name(v);
+                return self.refuse(
+                    format!("a {class}, which JSON cannot hold; {}", hint_for(&class)),
+                    v,
+                );
+            }
+            _ => match RB_BUILTIN_TYPE(v) {
+                ruby_value_type::RUBY_T_STRING => return self.string(v),
+                ruby_value_type::RUBY_T_FLOAT => return self.float(v),
+                ruby_value_type::RUBY_T_BIGNUM => return self.bignum(v),
+                ruby_value_type::RUBY_T_SYMBOL => {
+                    self.canonical = false;
+                    return self.string(rb_sys::rb_sym2str(v));
+                }
+                ruby_value_type::RUBY_T_ARRAY => return self.array(v),
+                ruby_value_type::RUBY_T_HASH => return self.hash(v),
+                _ => {
+                    let class = class_name(v);
+                    return self.refuse(
+                        format!("a {class}, which JSON cannot hold; {}", hint_for(&class)),
+                        v,
+                    );
+                }
+            },
+        }
+        true
+    }
+
+    unsafe fn float(&mut self, v: VALUE) -> bool {
+        let f = rb_sys::rb_float_value(v);
+        if !f.is_finite() {
+            return self.refuse(
+                format!("{f}, which JSON cannot hold; store nil or a finite number"),
+                v,
+            );
+        }
+        serde_json::to_writer(&mut self.out, &f).expect("writing to a Vec cannot fail");
+        true
+    }
+
+    unsafe fn bignum(&mut self, v: VALUE) -> bool {
+        let mut nlz: usize = 0;
+        let bits = rb_sys::rb_absint_numwords(v, 1, &mut nlz as *mut usize as *mut _);
+        let negative = rb_sys::RBIGNUM_NEGATIVE_P(v);
+        let fits = if negative {
+            bits < 64 || (bits == 64 && rb_sys::rb_absint_singlebit_p(v) != 0)
+        } else {
+            bits <= 64
+        };
+        if !fits {
+            return self.refuse(
+                "an Integer wider than 64 bits, which would not come back exact; store it as a String",
+                v,
+            );
+        }
+        let text = if negative {
+            rb_sys::rb_big2ll(v).to_string()
+        } else {
+            rb_sys::rb_big2ull(v).to_string()
+        };
+        self.out.extend_from_slice(text.as_bytes());
+        true
+    }
+
+    /// The string's bytes if they are UTF-8 (or plain ASCII in any encoding).
+    unsafe fn utf8<'s>(&mut self, s: VALUE) -> Result<&'s str, String> {
+        let bytes =
+            std::slice::from_raw_parts(RSTRING_PTR(s) as *const u8, RSTRING_LEN(s) as usize);
+        let range = rb_sys::rb_enc_str_coderange(s) as u32;
+        let seven_bit = range == ruby_coderange_type::RUBY_ENC_CODERANGE_7BIT as u32;
+        let valid = range == ruby_coderange_type::RUBY_ENC_CODERANGE_VALID as u32;
+        let encoding = rb_sys::rb_enc_get_index(s);
+        if seven_bit || (valid && encoding == self.utf8) {
+            // SAFETY: Ruby has just checked these bytes are valid UTF-8 (or ASCII).
+            return Ok(std::str::from_utf8_unchecked(bytes));
+        }
+        let name = CStr::from_ptr((*rb_sys::rb_enc_from_index(encoding)).name).to_string_lossy();
+        Err(if valid {
+            format!("a String in {name}, not UTF-8; call .encode(\"UTF-8\") first")
+        } else {
+            format!(
+                "a String whose bytes are not valid {name}; fix its encoding \
+                 (.force_encoding / .encode(\"UTF-8\", invalid: :replace)) first"
+            )
+        })
+    }
+
+    unsafe fn string(&mut self, s: VALUE) -> bool {
+        match self.utf8(s) {
+            Ok(text) => {
+                serde_json::to_writer(&mut self.out, text).expect("writing to a Vec cannot fail");
+                true
+            }
+            Err(what) => self.refuse(what, s),
+        }
+    }
+
+    fn enter(&mut self) -> bool {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            self.problem = Some(Problem::Argument(format!(
+                "{} nests deeper than {MAX_DEPTH} levels (at {}); flatten it, \
+                 or check for a structure that contains itself",
+                self.root,
+                self.path()
+            )));
+            return false;
+        }
+        true
+    }
+
+    unsafe fn array(&mut self, v: VALUE) -> bool {
+        if !self.enter() {
+            return false;
+        }
+        if rb_sys::rb_obj_class(v) != rb_sys::rb_cArray {
+            self.canonical = false;
+        }
+        self.out.push(b'[');
+        // No Ruby code runs during the walk, so the array cannot change under us.
+        let len = RARRAY_LEN(v) as usize;
+        for i in 0..len {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            let item = *RARRAY_CONST_PTR(v).add(i);
+            self.path.push(Segment::Index(i));
+            if !self.value(item) {
+                return false;
+            }
+            self.path.pop();
+        }
+        self.out.push(b']');
+        self.depth -= 1;
+        true
+    }
+
+    unsafe fn hash(&mut self, v: VALUE) -> bool {
+        if !self.enter() {
+            return false;
+        }
+        if rb_sys::rb_obj_class(v) != rb_sys::rb_cHash {
+            self.canonical = false;
+        }
+        self.out.push(b'{');
+        let mut walk = HashWalk {
+            encoder: self,
+            first: true,
+            symbol_keys: false,
+            string_keys: false,
+        };
+        rb_sys::rb_hash_foreach(v, Some(each_pair), &mut walk as *mut HashWalk as VALUE);
+        let mixed = walk.symbol_keys && walk.string_keys;
+        if self.problem.is_some() {
+            return false;
+        }
+        if mixed && !self.check_duplicate_keys(v) {
+            return false;
+        }
+        self.out.push(b'}');
+        self.depth -= 1;
+        true
+    }
+
+    /// `{"a" => 1, a: 2}` would be one key in JSON: refuse rather than lose one.
+    unsafe fn check_duplicate_keys(&mut self, v: VALUE) -> bool {
+        let mut keys: Vec<VALUE> = Vec::new();
+        rb_sys::rb_hash_foreach(v, Some(collect_key), &mut keys as *mut Vec<VALUE> as VALUE);
+        let mut seen = HashSet::new();
+        for key in keys {
+            let text = if RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_STRING {
+                key
+            } else {
+                rb_sys::rb_sym2str(key)
+            };
+            let bytes = std::slice::from_raw_parts(
+                RSTRING_PTR(text) as *const u8,
+                RSTRING_LEN(text) as usize,
+            );
+            if !seen.insert(bytes.to_vec()) {
+                let name = String::from_utf8_lossy(bytes);
+                self.problem = Some(Problem::Argument(format!(
+                    "{} has both {name:?} and :{name} as keys of one Hash; they are the same key \
+                     in JSON, so one would be lost",
+                    self.path()
+                )));
+                return false;
+            }
+        }
+        true
+    }
+}
+
+struct HashWalk<'e, 'a> {
+    encoder: &'e mut Encoder<'a>,
+    first: bool,
+    symbol_keys: bool,
+    string_keys: bool,
+}
+
+unsafe extern "C" fn collect_key(key: VALUE, _value: VALUE, arg: VALUE) -> c_int {
+    let keys = &mut *(arg as *mut Vec<VALUE>);
+    keys.push(key);
+    ST_CONTINUE
+}
+
+unsafe extern "C" fn each_pair(key: VALUE, value: VALUE, arg: VALUE) -> c_int {
+    let walk = &mut *(arg as *mut HashWalk);
+    // A panic must not unwind into Ruby's C frames.
+    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| walk.pair(key, value)));
+    match ok {
+        Ok(true) => ST_CONTINUE,
+        Ok(false) => ST_STOP,
+        Err(_) => {
+            walk.encoder.problem = Some(Problem::Argument(format!(
+                "{} could not be encoded (internal error)",
+                walk.encoder.path()
+            )));
+            ST_STOP
+        }
+    }
+}
+
+impl HashWalk<'_, '_> {
+    unsafe fn pair(&mut self, key: VALUE, value: VALUE) -> bool {
+        let e = &mut *self.encoder;
+        let (name, segment) = if STATIC_SYM_P(key)
+            || (!SPECIAL_CONST_P(key) && RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_SYMBOL)
+        {
+            self.symbol_keys = true;
+            let text = rb_sys::rb_sym2str(key);
+            match e.utf8(text) {
+                Ok(name) => (name, Segment::Symbol(name.to_owned())),
+                Err(what) => return e.refuse(format!("a key that is {what}"), key),
+            }
+        } else if !SPECIAL_CONST_P(key) && RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_STRING {
+            self.string_keys = true;
+            e.canonical = false;
+            match e.utf8(key) {
+                Ok(name) => (name, Segment::Key(name.to_owned())),
+                Err(what) => return e.refuse(format!("a key that is {what}"), key),
+            }
+        } else {
+            let class = class_name(key);
+            return e.refuse(
+                format!("a Hash with a {class} key; keys must be Strings or Symbols"),
+                key,
+            );
+        };
+        if !self.first {
+            e.out.push(b',');
+        }
+        self.first = false;
+        serde_json::to_writer(&mut e.out, name).expect("writing to a Vec cannot fail");
+        e.out.push(b':');
+        e.path.push(segment);
+        let ok = e.value(value);
+        if ok {
+            e.path.pop();
+        }
+        ok
+    }
+}
+
+struct ItoaBuf {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl ItoaBuf {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(n: i64) -> ItoaBuf {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let negative = n < 0;
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if negative {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    ItoaBuf { buf, start: i }
+}
+
+/// Encodes `value` as JSON, naming `root` (e.g. "data") in any error.
+pub fn to_json(ruby: &Ruby, value: Value, root: &str) -> Result<Encoded, Error> {
+    let mut encoder = Encoder {
+        root,
+        out: Vec::with_capacity(256),
+        path: Vec::new(),
+        depth: 0,
+        canonical: true,
+        problem: None,
+        utf8: unsafe { rb_sys::rb_utf8_encindex() },
+    };
+    let ok = unsafe { encoder.value(value.as_raw()) };
+    match encoder.problem.take() {
+        None if ok => Ok(Encoded {
+            json: encoder.out,
+            canonical: encoder.canonical,
+        }),
+        None => Err(arg_error(format!("{root} could not be encoded"))),
+        Some(Problem::Argument(message)) => Err(arg_error(message)),
+        Some(Problem::Type { path, what, value }) => {
+            // Safe to run Ruby code again: the walk is over.
+            let shown = inspect(ruby, value);
+            Err(type_error(format!("{path} is {what} (got {shown})")))
+        }
+    }
+}
+
+/// `value.inspect`, cut short, never raising.
+pub fn inspect(ruby: &Ruby, value: VALUE) -> String {
+    let value = unsafe { Value::from_raw(value) };
+    let text = value
+        .funcall::<_, _, String>("inspect", ())
+        .unwrap_or_else(|_| format!("#<{}>", class_name(value.as_raw())));
+    let _ = ruby;
+    shorten(&text, 80)
+}
+
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// Builds Ruby objects while the JSON parser reads: hashes with Symbol keys,
+/// arrays, UTF-8 strings, Integers, Floats, true, false, nil.
+#[derive(Clone, Copy)]
+struct RubySeed;
+
+impl<'de> DeserializeSeed<'de> for RubySeed {
+    type Value = VALUE;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<VALUE, D::Error> {
+        d.deserialize_any(RubyVisitor)
+    }
+}
+
+struct RubyVisitor;
+
+impl<'de> Visitor<'de> for RubyVisitor {
+    type Value = VALUE;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<VALUE, E> {
+        Ok(if v { QTRUE } else { QFALSE })
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<VALUE, E> {
+        Ok(unsafe { rb_sys::rb_ll2inum(v) })
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<VALUE, E> {
+        Ok(unsafe { rb_sys::rb_ull2inum(v) })
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<VALUE, E> {
+        Ok(unsafe { rb_sys::rb_float_new(v) })
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<VALUE, E> {
+        Ok(unsafe { rb_sys::rb_utf8_str_new(v.as_ptr() as *const _, v.len() as c_long) })
+    }
+
+    fn visit_unit<E>(self) -> Result<VALUE, E> {
+        Ok(QNIL)
+    }
+
+    fn visit_none<E>(self) -> Result<VALUE, E> {
+        Ok(QNIL)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<VALUE, A::Error> {
+        let capacity = seq.size_hint().unwrap_or(0).min(1 << 16);
+        // `array` lives on this stack frame, where Ruby's GC sees it.
+        let array = unsafe { rb_sys::rb_ary_new_capa(capacity as c_long) };
+        while let Some(item) = seq.next_element_seed(RubySeed)? {
+            unsafe { rb_sys::rb_ary_push(array, item) };
+        }
+        Ok(std::hint::black_box(array))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VALUE, A::Error> {
+        let hash = unsafe { rb_sys::rb_hash_new() };
+        while let Some(key) = map.next_key_seed(SymbolSeed)? {
+            let key = std::hint::black_box(key);
+            let value = map.next_value_seed(RubySeed)?;
+            unsafe { rb_sys::rb_hash_aset(hash, key, value) };
+        }
+        Ok(std::hint::black_box(hash))
+    }
+}
+
+/// A map key as a Symbol: an existing one when possible (no allocation),
+/// else a new dynamic (collectable) Symbol, as `JSON.parse(symbolize_names:)`.
+struct SymbolSeed;
+
+impl<'de> DeserializeSeed<'de> for SymbolSeed {
+    type Value = VALUE;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<VALUE, D::Error> {
+        d.deserialize_str(SymbolVisitor)
+    }
+}
+
+struct SymbolVisitor;
+
+impl<'de> Visitor<'de> for SymbolVisitor {
+    type Value = VALUE;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<VALUE, E> {
+        unsafe {
+            let existing = rb_sys::rb_check_symbol_cstr(
+                v.as_ptr() as *const _,
+                v.len() as c_long,
+                rb_sys::rb_utf8_encoding(),
+            );
+            if existing != QNIL {
+                return Ok(existing);
+            }
+            let string = rb_sys::rb_utf8_str_new(v.as_ptr() as *const _, v.len() as c_long);
+            Ok(rb_sys::rb_str_intern(string))
+        }
+    }
+}
+
+/// Parses JSON into Ruby objects (Symbol keys).
+pub fn from_json(bytes: &[u8]) -> Result<Value, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = RubySeed.deserialize(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(unsafe { Value::from_raw(value) })
+}
+
+fn describe(value: Value) -> String {
+    let class = class_name(value.as_raw());
+    format!("{} ({class})", inspect_value(value))
+}
+
+fn inspect_value(value: Value) -> String {
+    let ruby = Ruby::get_with(value);
+    inspect(&ruby, value.as_raw())
+}
+
+/// An amount of dollars: Integer, Float, Rational or BigDecimal, finite.
+/// Sign is checked by the caller, which knows what the amount is for.
+pub fn money(value: Value, name: &str) -> Result<Money, Error> {
+    let ruby = Ruby::get_with(value);
+    let bad = |why: &str| arg_error(format!("{name} {why}; got {}", describe(value)));
+    if let Some(int) = magnus::Integer::from_value(value) {
+        return int
+            .to_i64()
+            .map(Money::from_dollars)
+            .map_err(|_| bad("is too large"));
+    }
+    if let Some(float) = magnus::Float::from_value(value) {
+        return Money::from_f64(float.to_f64()).map_err(|_| bad("must be finite"));
+    }
+    if let Some(rational) = magnus::RRational::from_value(value) {
+        let n = rational.num().to_i64().map_err(|_| bad("is too large"))?;
+        let d = rational.den().to_i64().map_err(|_| bad("is too large"))?;
+        return Money::from_ratio(n as i128, d as i128).map_err(|_| bad("is too large"));
+    }
+    if value.is_kind_of(ruby.class_numeric()) && class_name(value.as_raw()) == "BigDecimal" {
+        let text: String = value.funcall("to_s", ("F",))?;
+        return text.parse().map_err(|_| bad("must be finite"));
+    }
+    Err(bad(
+        "must be a number of dollars (Integer, Float, Rational or BigDecimal)",
+    ))
+}
+
+/// A count of items: a non-negative Integer.
+pub fn count(value: Value, name: &str) -> Result<u64, Error> {
+    if let Some(int) = magnus::Integer::from_value(value) {
+        return match int.to_i64() {
+            Ok(n) if n >= 0 => Ok(n as u64),
+            Ok(_) => Err(arg_error(format!(
+                "{name} must not be negative; got {}",
+                describe(value)
+            ))),
+            Err(_) => Err(arg_error(format!(
+                "{name} is too large; got {}",
+                describe(value)
+            ))),
+        };
+    }
+    Err(type_error(format!(
+        "{name} must be a non-negative Integer; got {}",
+        describe(value)
+    )))
+}
+
+pub fn optional_count(value: Value, name: &str) -> Result<Option<u64>, Error> {
+    if value.is_nil() {
+        Ok(None)
+    } else {
+        count(value, name).map(Some)
+    }
+}
+
+/// A checkpoint number: a positive Integer.
+pub fn checkpoint_number(value: Value, name: &str) -> Result<u64, Error> {
+    match count(value, name)? {
+        0 => Err(arg_error(format!(
+            "{name} must be a checkpoint number (1 or more); got 0"
+        ))),
+        n => Ok(n),
+    }
+}
+
+/// A String (or Symbol) argument, as UTF-8.
+pub fn text(value: Value, name: &str) -> Result<String, Error> {
+    let ruby = Ruby::get_with(value);
+    let string = if let Some(symbol) = Symbol::from_value(value) {
+        symbol.name()?.into_owned()
+    } else if let Some(string) = magnus::RString::from_value(value) {
+        let encoded = to_json(&ruby, string.as_value(), name)?;
+        serde_json::from_slice(&encoded.json).map_err(|e| arg_error(e.to_string()))?
+    } else {
+        return Err(type_error(format!(
+            "{name} must be a String; got {}",
+            describe(value)
+        )));
+    };
+    Ok(string)
+}
+
+pub fn optional_text(value: Value, name: &str) -> Result<Option<String>, Error> {
+    if value.is_nil() {
+        Ok(None)
+    } else {
+        text(value, name).map(Some)
+    }
+}
+
+/// A UTC `Time`.
+pub fn time(ruby: &Ruby, at: chrono::DateTime<chrono::Utc>) -> Result<Value, Error> {
+    let spec = magnus::time::Timespec {
+        tv_sec: at.timestamp(),
+        tv_nsec: at.timestamp_subsec_nanos() as i64,
+    };
+    Ok(ruby
+        .time_timespec_new(spec, magnus::time::Offset::utc())?
+        .as_value())
+}
+
+pub fn hash_get(hash: RHash, key: &str) -> Value {
+    let ruby = Ruby::get_with(hash);
+    hash.get(ruby.to_symbol(key))
+        .unwrap_or_else(|| ruby.qnil().as_value())
+}

@@ -1,0 +1,89 @@
+//! `MASTER::Error` and its subclasses, and the mapping from core errors.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use magnus::{prelude::*, value::Lazy, Error, ExceptionClass, RModule, Ruby};
+
+use crate::error::Error as CoreError;
+
+fn master_const(ruby: &Ruby, name: &str) -> ExceptionClass {
+    let master: RModule = ruby
+        .class_object()
+        .const_get("MASTER")
+        .expect("MASTER is defined at load");
+    master.const_get(name).expect("defined by errors::init")
+}
+
+pub static MASTER_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| master_const(ruby, "Error"));
+pub static STORE_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| master_const(ruby, "StoreError"));
+pub static LOCK_TIMEOUT_ERROR: Lazy<ExceptionClass> =
+    Lazy::new(|ruby| master_const(ruby, "LockTimeoutError"));
+pub static NOT_FOUND_ERROR: Lazy<ExceptionClass> =
+    Lazy::new(|ruby| master_const(ruby, "CheckpointNotFoundError"));
+pub static CORRUPT_ERROR: Lazy<ExceptionClass> =
+    Lazy::new(|ruby| master_const(ruby, "CorruptCheckpointError"));
+
+pub fn init(ruby: &Ruby, master: RModule) -> Result<(), Error> {
+    let error = master.define_error("Error", ruby.exception_standard_error())?;
+    let store = master.define_error("StoreError", error)?;
+    master.define_error("LockTimeoutError", store)?;
+    master.define_error("CheckpointNotFoundError", error)?;
+    master.define_error("CorruptCheckpointError", error)?;
+    master.define_error("BudgetExceededError", error)?;
+    master.define_error("ConfigError", error)?;
+    Ok(())
+}
+
+/// The Ruby exception for a core error.
+pub fn to_ruby(error: CoreError) -> Error {
+    let ruby = Ruby::get().expect("called on a Ruby thread");
+    let message = error.to_string();
+    let class = match error {
+        CoreError::InvalidArgument(_) => ruby.exception_arg_error(),
+        CoreError::Io { .. } | CoreError::UnsafeStore { .. } => ruby.get_inner(&STORE_ERROR),
+        CoreError::LockTimeout { .. } => ruby.get_inner(&LOCK_TIMEOUT_ERROR),
+        CoreError::Corrupt { .. } => ruby.get_inner(&CORRUPT_ERROR),
+        CoreError::NotFound(_) => ruby.get_inner(&NOT_FOUND_ERROR),
+    };
+    Error::new(class, message)
+}
+
+pub fn arg_error(message: impl Into<String>) -> Error {
+    let ruby = Ruby::get().expect("called on a Ruby thread");
+    Error::new(ruby.exception_arg_error(), message.into())
+}
+
+pub fn type_error(message: impl Into<String>) -> Error {
+    let ruby = Ruby::get().expect("called on a Ruby thread");
+    Error::new(ruby.exception_type_error(), message.into())
+}
+
+/// Runs a method body so that a Rust panic (a bug) reaches Ruby as a
+/// rescuable `MASTER::Error`, not as `fatal`.
+pub fn guard<T>(body: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let ruby = Ruby::get().expect("called on a Ruby thread");
+            Err(Error::new(
+                ruby.get_inner(&MASTER_ERROR),
+                format!("internal error in master ({detail}); nothing was written. Please report this bug."),
+            ))
+        }
+    }
+}
+
+pub trait IntoRuby<T> {
+    fn into_ruby(self) -> Result<T, Error>;
+}
+
+impl<T> IntoRuby<T> for Result<T, CoreError> {
+    fn into_ruby(self) -> Result<T, Error> {
+        self.map_err(to_ruby)
+    }
+}

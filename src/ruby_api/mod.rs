@@ -1,0 +1,17 @@
+//! The Ruby surface: thin glue, one file per Ruby class.
+
+pub mod convert;
+pub mod errors;
+pub mod nogvl;
+pub mod session_persistence;
+pub mod session_recovery;
+
+use magnus::{Error, Ruby};
+
+pub fn init(ruby: &Ruby) -> Result<(), Error> {
+    let master = ruby.define_module("MASTER")?;
+    errors::init(ruby, master)?;
+    session_recovery::init(ruby, master)?;
+    session_persistence::init(ruby, master)?;
+    Ok(())
+}

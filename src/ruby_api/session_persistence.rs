@@ -1,0 +1,214 @@
+//! `MASTER::SessionPersistence`: the storage layer as class methods. The
+//! public methods (with `checkpoint_dir:` and the configured default) are in
+//! `lib/master/session_persistence.rb`; these are the private halves.
+
+use std::time::Duration;
+
+use magnus::{function, prelude::*, Error, IntoValue, RArray, RHash, Ruby, Value};
+
+use super::convert::{self, to_json};
+use super::errors::{guard, IntoRuby};
+use super::nogvl::nogvl;
+use super::session_recovery::{budget_hash, json_value};
+use crate::persistence;
+use crate::store::layout::TaskId;
+use crate::store::{CleanupRule, Pick, Store, TaskSummary, WriteOptions};
+
+fn store(dir: String) -> Result<Store, Error> {
+    Store::new(std::path::Path::new(&dir)).into_ruby()
+}
+
+fn task(id: Value, name: &str) -> Result<TaskId, Error> {
+    TaskId::parse(&convert::text(id, name)?).into_ruby()
+}
+
+fn time_or_nil(ruby: &Ruby, text: &str) -> Result<Value, Error> {
+    match crate::checkpoint::parse_timestamp(text) {
+        Ok(t) => convert::time(ruby, t),
+        Err(_) => Ok(ruby.qnil().as_value()),
+    }
+}
+
+pub fn summary_hash(ruby: &Ruby, summary: &TaskSummary) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    let set = |key: &str, value: Value| hash.aset(ruby.to_symbol(key), value);
+    let progress = ruby.hash_new();
+    progress.aset(
+        ruby.to_symbol("items_processed"),
+        summary.progress.items_processed,
+    )?;
+    progress.aset(ruby.to_symbol("items_total"), summary.progress.items_total)?;
+    progress.aset(ruby.to_symbol("percentage"), summary.progress.percentage)?;
+    set("task_id", ruby.str_new(&summary.task_id).as_value())?;
+    set("status", ruby.str_new(summary.status.as_str()).as_value())?;
+    set(
+        "latest_checkpoint",
+        summary.latest_checkpoint.into_value_with(ruby),
+    )?;
+    set(
+        "latest_good_checkpoint",
+        summary.latest_good_checkpoint.into_value_with(ruby),
+    )?;
+    set("checkpoints", summary.checkpoints.into_value_with(ruby))?;
+    set("created_at", time_or_nil(ruby, &summary.created_at)?)?;
+    set("updated_at", time_or_nil(ruby, &summary.updated_at)?)?;
+    set("progress", progress.as_value())?;
+    set("budget", budget_hash(ruby, &summary.budget)?.as_value())?;
+    set("message", summary.message.as_deref().into_value_with(ruby))?;
+    set("failures", summary.failures.into_value_with(ruby))?;
+    set("retries", summary.retries.into_value_with(ruby))?;
+    Ok(hash)
+}
+
+/// A whole checkpoint document as a Hash with Symbol keys, seal removed.
+fn document_hash(json: &[u8]) -> Result<Value, Error> {
+    let doc = json_value(json, "checkpoint")?;
+    if let Some(hash) = RHash::from_value(doc) {
+        let ruby = Ruby::get_with(hash);
+        let _: Value = hash.delete(ruby.to_symbol("checksum"))?;
+    }
+    Ok(doc)
+}
+
+fn save(
+    ruby: &Ruby,
+    dir: String,
+    id: Value,
+    data: Value,
+    max_checkpoints: Value,
+) -> Result<u64, Error> {
+    guard(|| {
+        let task = task(id, "checkpoint_id")?;
+        if RHash::from_value(data).is_none() {
+            return Err(super::errors::type_error(format!(
+                "data must be a Hash (it becomes the checkpoint document); got {}",
+                convert::inspect(ruby, magnus::rb_sys::AsRawValue::as_raw(data))
+            )));
+        }
+        let encoded = to_json(ruby, data, "data")?;
+        let options = WriteOptions {
+            max_checkpoints: convert::optional_count(max_checkpoints, "max_checkpoints")?
+                .filter(|&n| n > 0),
+            durable: true,
+        };
+        let store = store(dir)?;
+        let written =
+            nogvl(|| persistence::save(&store, &task, &encoded.json, &options)).into_ruby()?;
+        Ok(written.number)
+    })
+}
+
+/// `[document or nil, warnings]`
+fn load(ruby: &Ruby, dir: String, id: Value) -> Result<RArray, Error> {
+    guard(|| {
+        let task = task(id, "checkpoint_id")?;
+        let store = store(dir)?;
+        let lookup = nogvl(|| store.find(&task, Pick::Latest)).into_ruby()?;
+        let warnings = ruby.ary_new();
+        for skipped in &lookup.skipped {
+            warnings.push(format!(
+                "checkpoint {:?}: skipping {}: {}",
+                task.as_str(),
+                skipped.number,
+                skipped.reason
+            ))?;
+        }
+        let doc = match lookup.found {
+            Some(found) => document_hash(&found.json)?,
+            None if lookup.skipped.is_empty() => ruby.qnil().as_value(),
+            None => {
+                let path = store.checkpoint_path(&task, lookup.skipped[0].number);
+                return Err(crate::error::Error::corrupt(
+                    path,
+                    "no intact checkpoint left",
+                ))
+                .into_ruby();
+            }
+        };
+        Ok(ruby.ary_new_from_values(&[doc, warnings.as_value()]))
+    })
+}
+
+/// `[summaries, warnings]`
+fn list(ruby: &Ruby, dir: String) -> Result<RArray, Error> {
+    guard(|| {
+        let store = store(dir)?;
+        let listing = nogvl(|| store.list()).into_ruby()?;
+        let rows = ruby.ary_new_capa(listing.tasks.len());
+        for summary in &listing.tasks {
+            rows.push(summary_hash(ruby, summary)?)?;
+        }
+        let warnings = ruby.ary_from_vec(listing.warnings);
+        Ok(ruby.ary_new_from_values(&[rows.as_value(), warnings.as_value()]))
+    })
+}
+
+fn summary(ruby: &Ruby, dir: String, id: Value) -> Result<Option<RHash>, Error> {
+    guard(|| {
+        let task = task(id, "task")?;
+        let store = store(dir)?;
+        nogvl(|| store.summary(&task))
+            .into_ruby()?
+            .map(|s| summary_hash(ruby, &s))
+            .transpose()
+    })
+}
+
+fn numbers(dir: String, id: Value) -> Result<Vec<u64>, Error> {
+    guard(|| {
+        let task = task(id, "task")?;
+        let store = store(dir)?;
+        nogvl(|| store.numbers(&task)).into_ruby()
+    })
+}
+
+fn read(dir: String, id: Value, number: Value) -> Result<Value, Error> {
+    guard(|| {
+        let task = task(id, "task")?;
+        let number = convert::checkpoint_number(number, "checkpoint")?;
+        let store = store(dir)?;
+        let found = nogvl(|| store.read(&task, number)).into_ruby()?;
+        document_hash(&found.json)
+    })
+}
+
+fn remove(dir: String, id: Value) -> Result<bool, Error> {
+    guard(|| {
+        let task = task(id, "task")?;
+        let store = store(dir)?;
+        nogvl(|| store.remove(&task)).into_ruby()
+    })
+}
+
+fn cleanup(
+    dir: String,
+    older_than: f64,
+    keep_failed: bool,
+    keep_completed: bool,
+    keep_running: bool,
+) -> Result<Vec<String>, Error> {
+    guard(|| {
+        let store = store(dir)?;
+        let rule = CleanupRule {
+            older_than: Duration::from_secs_f64(older_than.max(0.0)),
+            keep_failed,
+            keep_completed,
+            keep_running,
+        };
+        nogvl(|| store.cleanup(&rule, chrono::Utc::now())).into_ruby()
+    })
+}
+
+pub fn init(ruby: &Ruby, master: magnus::RModule) -> Result<(), Error> {
+    let module = master.define_module("SessionPersistence")?;
+    let _ = ruby;
+    module.define_singleton_method("_save", function!(save, 4))?;
+    module.define_singleton_method("_load", function!(load, 2))?;
+    module.define_singleton_method("_list", function!(list, 1))?;
+    module.define_singleton_method("_summary", function!(summary, 2))?;
+    module.define_singleton_method("_numbers", function!(numbers, 2))?;
+    module.define_singleton_method("_read", function!(read, 3))?;
+    module.define_singleton_method("_remove", function!(remove, 2))?;
+    module.define_singleton_method("_cleanup", function!(cleanup, 5))?;
+    Ok(())
+}
