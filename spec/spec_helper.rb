@@ -6,6 +6,7 @@ require "fileutils"
 require "json"
 require "open3"
 require "rbconfig"
+require "socket"
 
 Dir[File.join(__dir__, "support", "**", "*.rb")].sort.each { |file| require file }
 

@@ -224,7 +224,11 @@ impl Encoder<'_> {
             return Ok(std::str::from_utf8_unchecked(bytes));
         }
         let name = CStr::from_ptr((*rb_sys::rb_enc_from_index(encoding)).name).to_string_lossy();
-        Err(if valid {
+        Err(if encoding == rb_sys::rb_ascii8bit_encindex() {
+            "a binary (ASCII-8BIT) String, and JSON holds only text; call .force_encoding(\"UTF-8\") \
+             if it is UTF-8 text, or store it Base64-encoded"
+                .to_string()
+        } else if valid {
             format!("a String in {name}, not UTF-8; call .encode(\"UTF-8\") first")
         } else {
             format!(
@@ -317,7 +321,11 @@ impl Encoder<'_> {
         rb_sys::rb_hash_foreach(v, Some(collect_key), &mut keys as *mut Vec<VALUE> as VALUE);
         let mut seen = HashSet::new();
         for key in keys {
-            let text = if RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_STRING {
+            // Keys are Strings or Symbols here (checked while writing);
+            // static Symbols are immediates and must not be dereferenced.
+            let is_string =
+                !SPECIAL_CONST_P(key) && RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_STRING;
+            let text = if is_string {
                 key
             } else {
                 rb_sys::rb_sym2str(key)

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use magnus::{function, prelude::*, Error, IntoValue, RArray, RHash, Ruby, Value};
+use magnus::{function, prelude::*, Error, RArray, RHash, Ruby, Value};
 
 use super::convert::{self, to_json};
 use super::errors::{guard, IntoRuby};
 use super::nogvl::nogvl;
-use super::session_recovery::{budget_hash, json_value};
+use super::session_recovery::json_value;
 use crate::persistence;
 use crate::store::layout::TaskId;
 use crate::store::{CleanupRule, Pick, Store, TaskSummary, WriteOptions};
@@ -29,34 +29,17 @@ fn time_or_nil(ruby: &Ruby, text: &str) -> Result<Value, Error> {
     }
 }
 
+/// A task summary as a Hash with Symbol keys; its two times as `Time`.
 pub fn summary_hash(ruby: &Ruby, summary: &TaskSummary) -> Result<RHash, Error> {
-    let hash = ruby.hash_new();
-    let set = |key: &str, value: Value| hash.aset(ruby.to_symbol(key), value);
-    let progress = ruby.hash_new();
-    progress.aset(
-        ruby.to_symbol("items_processed"),
-        summary.progress.items_processed,
+    let hash: RHash = serde_magnus::serialize(ruby, summary)?;
+    hash.aset(
+        ruby.to_symbol("created_at"),
+        time_or_nil(ruby, &summary.created_at)?,
     )?;
-    progress.aset(ruby.to_symbol("items_total"), summary.progress.items_total)?;
-    progress.aset(ruby.to_symbol("percentage"), summary.progress.percentage)?;
-    set("task_id", ruby.str_new(&summary.task_id).as_value())?;
-    set("status", ruby.str_new(summary.status.as_str()).as_value())?;
-    set(
-        "latest_checkpoint",
-        summary.latest_checkpoint.into_value_with(ruby),
+    hash.aset(
+        ruby.to_symbol("updated_at"),
+        time_or_nil(ruby, &summary.updated_at)?,
     )?;
-    set(
-        "latest_good_checkpoint",
-        summary.latest_good_checkpoint.into_value_with(ruby),
-    )?;
-    set("checkpoints", summary.checkpoints.into_value_with(ruby))?;
-    set("created_at", time_or_nil(ruby, &summary.created_at)?)?;
-    set("updated_at", time_or_nil(ruby, &summary.updated_at)?)?;
-    set("progress", progress.as_value())?;
-    set("budget", budget_hash(ruby, &summary.budget)?.as_value())?;
-    set("message", summary.message.as_deref().into_value_with(ruby))?;
-    set("failures", summary.failures.into_value_with(ruby))?;
-    set("retries", summary.retries.into_value_with(ruby))?;
     Ok(hash)
 }
 

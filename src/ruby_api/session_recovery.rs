@@ -73,25 +73,8 @@ fn bool_setting(settings: RHash, key: &str) -> Result<bool, Error> {
     Ok(value.to_bool())
 }
 
-pub fn money_value(ruby: &Ruby, money: Option<Money>) -> Value {
-    match money {
-        Some(m) => ruby.float_from_f64(m.to_f64()).as_value(),
-        None => ruby.qnil().as_value(),
-    }
-}
-
 pub fn budget_hash(ruby: &Ruby, budget: &BudgetFigures) -> Result<RHash, Error> {
-    let hash = ruby.hash_new();
-    hash.aset(
-        ruby.to_symbol("allocated"),
-        money_value(ruby, budget.allocated),
-    )?;
-    hash.aset(ruby.to_symbol("spent"), budget.spent.to_f64())?;
-    hash.aset(
-        ruby.to_symbol("remaining"),
-        money_value(ruby, budget.remaining),
-    )?;
-    Ok(hash)
+    serde_magnus::serialize(ruby, budget)
 }
 
 pub fn json_value(json: &[u8], what: &str) -> Result<Value, Error> {

@@ -150,7 +150,27 @@ impl Dir {
                 path: self.child_path(name),
             })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("open directory", self.child_path(name), e)),
+            Err(e) => Err(self.explain(name, "open directory", e)),
+        }
+    }
+
+    /// Names what is in the way when `name` could not be opened as wanted.
+    fn explain(&self, name: &str, action: &'static str, error: io::Error) -> Error {
+        let path = self.child_path(name);
+        match self.stat(name) {
+            Ok(Some(st)) if st.kind == EntryKind::Symlink => Error::UnsafeStore {
+                path,
+                reason: "is a symbolic link; the store never follows links".into(),
+            },
+            Ok(Some(st))
+                if st.kind != EntryKind::Dir && error.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                Error::UnsafeStore {
+                    path,
+                    reason: "is a file where the store keeps a directory".into(),
+                }
+            }
+            _ => Error::io(action, path, error),
         }
     }
 

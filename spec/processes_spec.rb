@@ -1,0 +1,109 @@
+# frozen_string_literal: true
+
+# Real processes: resume in a second Ruby, a writer killed with SIGKILL, two
+# writers on one task.
+RSpec.describe "Across processes" do
+  describe "resuming in a new process" do
+    before do
+      _out, err, status = run_ruby(<<~RUBY)
+        s = MASTER::SessionRecovery.new(task_id: "job", budget: 5.0)
+        s.track_cost(1.25)
+        s.checkpoint(progress: 42, items_total: 100, data: { done: %w[a b] })
+      RUBY
+      expect(status).to be_success, err
+    end
+
+    it "carries progress, budget and data over with auto_resume, calling on_resume" do
+      out, err, status = run_ruby(<<~RUBY)
+        s = MASTER::SessionRecovery.new(task_id: "job", budget: 5.0,
+          on_resume: ->(state) { puts "resumed at \#{state[:progress]}" })
+        puts s.progress, s.budget_spent, s.restore[:data].inspect
+      RUBY
+      expect(status).to be_success, err
+      expect(out.lines.map(&:chomp)).to eq(["resumed at 42", "42", "1.25", '{:done=>["a", "b"]}'])
+    end
+
+    it "starts from zero with auto_resume: false" do
+      out, _err, status = run_ruby('puts MASTER::SessionRecovery.new(task_id: "job", auto_resume: false).progress')
+      expect(status).to be_success
+      expect(out).to eq("0\n")
+    end
+
+    it "starts from zero with MASTER_AUTO_RESUME=false" do
+      out, _err, = run_ruby('puts MASTER::SessionRecovery.new(task_id: "job").progress', env: { "MASTER_AUTO_RESUME" => "false" })
+      expect(out).to eq("0\n")
+    end
+
+    it "resumes after Ctrl-C, at the last checkpoint" do
+      reader, writer = IO.pipe
+      pid = spawn_ruby(<<~RUBY, out: writer)
+        $stdout.sync = true
+        s = MASTER::SessionRecovery.new(task_id: "interrupted", checkpoint_on_items: 5, checkpoint_interval: nil)
+        1.upto(1_000_000) { |i| s.tick; puts i if i == 23; sleep 0.001 if i > 23 }
+      RUBY
+      writer.close
+      expect(reader.gets).to eq("23\n")
+      Process.kill("INT", pid)
+      _, status = Process.wait2(pid)
+      expect(status).not_to be_success
+      resumed = MASTER::SessionRecovery.new(task_id: "interrupted")
+      expect(resumed.progress).to be >= 20
+      expect(resumed.progress % 5).to eq(0)
+    end
+  end
+
+  describe "a writer killed with SIGKILL at random moments" do
+    # Each checkpoint's data says the same number three ways, so a torn or
+    # mixed write could not pass as consistent.
+    WRITER = <<~RUBY
+      s = MASTER::SessionRecovery.new(task_id: "crash", max_checkpoints: 3, checkpoint_interval: nil)
+      size = Integer(ARGV.fetch(0, ENV.fetch("SIZE")))
+      n = s.progress
+      loop do
+        n += 1
+        s.checkpoint(progress: n, data: { n: n, items: Array.new(size, n), sum: n * size })
+      end
+    RUBY
+
+    it "always leaves the latest readable checkpoint complete and consistent" do
+      rounds = Integer(ENV.fetch("CRASH_ROUNDS", "25"))
+      last_seen = 0
+      rounds.times do |round|
+        size = [1, 100, 5_000].sample
+        pid = spawn_ruby(WRITER, env: { "SIZE" => size.to_s })
+        sleep(0.15 + rand * 0.25)
+        Process.kill("KILL", pid)
+        Process.wait(pid)
+
+        state = MASTER::SessionRecovery.new(task_id: "crash", auto_resume: false).restore
+        next if state.nil?
+
+        data = state[:data]
+        expect(data[:items].uniq).to eq([data[:n]]), "round #{round}: mixed items"
+        expect(data[:sum]).to eq(data[:n] * data[:items].size)
+        expect(state[:progress]).to eq(data[:n])
+        expect(state[:progress]).to be >= last_seen, "round #{round}: went back in time"
+        last_seen = state[:progress]
+      end
+      expect(last_seen).to be > 0
+
+      # The next writer clears temp files a killed one left behind.
+      MASTER::SessionRecovery.new(task_id: "crash").checkpoint
+      expect(Dir.children(task_dir("crash")).grep(/\.tmp\z/)).to eq([])
+      expect(MASTER::SessionPersistence.list.first[:latest_checkpoint]).to eq(checkpoint_files("crash").map { |f| f[/(\d+)\.json/, 1].to_i }.max)
+    end
+  end
+
+  it "two processes checkpointing one task never share a number" do
+    writer = <<~RUBY
+      s = MASTER::SessionRecovery.new(task_id: "shared", max_checkpoints: 0, auto_resume: false)
+      40.times { |i| s.checkpoint(progress: i, data: { pid: Process.pid, i: i }) }
+    RUBY
+    pids = Array.new(2) { spawn_ruby(writer, err: $stderr) }
+    pids.each { |pid| expect(Process.wait2(pid).last).to be_success }
+    numbers = MASTER::SessionPersistence.checkpoints("shared")
+    expect(numbers).to eq((1..80).to_a)
+    writers = numbers.map { |n| MASTER::SessionPersistence.read("shared", n)[:state][:pid] }
+    expect(writers.tally.values).to eq([40, 40])
+  end
+end

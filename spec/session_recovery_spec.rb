@@ -1,0 +1,280 @@
+# frozen_string_literal: true
+
+RSpec.describe MASTER::SessionRecovery do
+  def session(task_id = "task", **options)
+    described_class.new(task_id: task_id, **options)
+  end
+
+  describe ".new" do
+    it "writes nothing until the first checkpoint" do
+      session
+      expect(File.exist?(store_dir)).to be(false)
+    end
+
+    it "accepts a Symbol task id as its name" do
+      expect(session(:symbolic).task_id).to eq("symbolic")
+    end
+
+    it "takes the store from checkpoint_dir:, relative to the current directory" do
+      s = session(checkpoint_dir: "elsewhere/checkpoints")
+      s.checkpoint
+      expect(s.checkpoint_dir).to eq(File.join(Dir.pwd, "elsewhere/checkpoints"))
+      expect(File.exist?(File.join(Dir.pwd, "elsewhere/checkpoints/task/checkpoint_001.json"))).to be(true)
+    end
+
+    it "resumes progress, spent budget and retry count from the latest checkpoint" do
+      first = session(budget: 5.0)
+      first.track_cost(2.13)
+      first.checkpoint(progress: 45, items_total: 100, data: { file: "a.rb" })
+      first.checkpoint_error(RuntimeError.new("boom"))
+      first.retry_from_checkpoint
+      first.checkpoint
+
+      again = session(budget: 5.0)
+      expect(again.progress).to eq(45)
+      expect(again.items_total).to eq(100)
+      expect(again.budget_spent).to eq(2.13)
+      expect(again.retries).to eq(1)
+      expect(again.failures).to eq(1)
+      expect(again.checkpoint[:data]).to eq(file: "a.rb")
+    end
+
+    it "starts from zero with auto_resume: false, numbering on after the existing files" do
+      session.checkpoint(progress: 9)
+      fresh = session(auto_resume: false)
+      expect(fresh.progress).to eq(0)
+      expect(fresh.checkpoint[:checkpoint]).to eq(2)
+    end
+
+    it "keeps the persisted budget when none is given" do
+      session(budget: 3.0).tap { |s| s.increase_budget(2.0) }.checkpoint
+      expect(session.budget_limit).to eq(5.0)
+    end
+  end
+
+  describe "#checkpoint" do
+    it "writes the seed's document" do
+      s = session("refactor-users-module", budget: 5.0)
+      s.track_cost(2.13)
+      s.checkpoint(progress: 45, items_total: 100, data: { current_file: "app/models/user.rb" })
+      doc = read_checkpoint("refactor-users-module", 1)
+      expect(doc).to include(
+        "task_id" => "refactor-users-module",
+        "version" => "52.0",
+        "progress" => { "items_processed" => 45, "items_total" => 100, "percentage" => 45.0 },
+        "budget" => { "allocated" => 5.0, "spent" => 2.13, "remaining" => 2.87 },
+        "state" => { "current_file" => "app/models/user.rb" }
+      )
+      expect(doc["timestamp"]).to match(/\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\z/)
+      expect(doc["metadata"]).to include("pid" => Process.pid, "hostname" => Socket.gethostname)
+      expect(doc["metadata"]["user"]).to be_a(String)
+    end
+
+    it "returns the restored-state hash of the new checkpoint" do
+      state = session(budget: 5.0).checkpoint(progress: 3, data: { "files" => [:a] }, message: "hi")
+      expect(state).to include(task_id: "task", checkpoint: 1, status: "running", progress: 3,
+                               message: "hi", data: { files: ["a"] },
+                               budget: { allocated: 5.0, spent: 0.0, remaining: 5.0 })
+      expect(state[:timestamp]).to be_a(Time)
+    end
+
+    it "numbers files from 001 and carries omitted values over" do
+      s = session
+      s.checkpoint(progress: 1, items_total: 4, data: [1])
+      state = s.checkpoint
+      expect(state).to include(checkpoint: 2, progress: 1, items_total: 4, percentage: 25.0, data: [1])
+      expect(checkpoint_files("task").map { |f| File.basename(f) })
+        .to eq(%w[checkpoint_001.json checkpoint_002.json])
+    end
+
+    it "keeps only max_checkpoints files" do
+      s = session(max_checkpoints: 3)
+      5.times { |i| s.checkpoint(progress: i) }
+      expect(checkpoint_files("task").map { |f| File.basename(f) })
+        .to eq(%w[checkpoint_003.json checkpoint_004.json checkpoint_005.json])
+    end
+
+    it "restores String keys as Symbols and Symbol values as Strings" do
+      s = session
+      s.checkpoint(data: { "name" => :value, nested: [{ "k" => nil }], f: 1.5, big: 2**62, neg: -7, t: true })
+      expect(s.restore[:data]).to eq(name: "value", nested: [{ k: nil }], f: 1.5, big: 2**62, neg: -7, t: true)
+    end
+
+    it "writes nothing when enabled: false, but still counts" do
+      s = session(enabled: false)
+      expect(s.checkpoint(progress: 4)).to include(checkpoint: nil, progress: 4)
+      expect(File.exist?(store_dir)).to be(false)
+    end
+  end
+
+  describe "#restore" do
+    it "is nil without a checkpoint" do
+      expect(session.restore).to be_nil
+    end
+
+    it "returns the latest checkpoint, or checkpoint N" do
+      s = session
+      s.checkpoint(progress: 1, data: "one")
+      s.checkpoint(progress: 2, data: "two")
+      expect(s.restore).to include(checkpoint: 2, data: "two")
+      expect(s.restore(1)).to include(checkpoint: 1, data: "one", progress: 1)
+      expect(s.progress).to eq(1)
+    end
+
+    it "raises CheckpointNotFoundError for a number that does not exist" do
+      session.checkpoint
+      expect { session.restore(7) }.to raise_error(MASTER::CheckpointNotFoundError, /no checkpoint 7/)
+    end
+  end
+
+  describe "#checkpoint_exists? and #last_checkpoint_time" do
+    it "answer from the store" do
+      s = session
+      expect(s.checkpoint_exists?).to be(false)
+      expect(s.last_checkpoint_time).to be_nil
+      before = Time.now.utc.to_i
+      s.checkpoint
+      expect(s.checkpoint_exists?).to be(true)
+      expect(s.last_checkpoint_time).to be_a(Time)
+      expect(s.last_checkpoint_time.to_i).to be_between(before, Time.now.to_i)
+    end
+  end
+
+  describe "#progress and #tick" do
+    it "counts items and checkpoints every checkpoint_on_items" do
+      s = session(checkpoint_on_items: 3, checkpoint_interval: nil)
+      s.checkpoint(data: { last: "x" })
+      results = Array.new(7) { s.tick }
+      expect(results).to eq([false, false, true, false, false, true, false])
+      expect(s.progress).to eq(7)
+      expect(s.restore).to include(checkpoint: 3, progress: 6, data: { last: "x" })
+    end
+
+    it "counts several items at once" do
+      s = session(checkpoint_on_items: 10, checkpoint_interval: nil)
+      expect(s.tick(9)).to be(false)
+      expect(s.tick(5)).to be(true)
+      expect(s.progress).to eq(14)
+    end
+
+    it "checkpoints once checkpoint_interval seconds have passed" do
+      s = session(checkpoint_on_items: nil, checkpoint_interval: 0.05)
+      expect(s.tick).to be(false)
+      sleep 0.1
+      expect(s.tick).to be(true)
+      expect(s.tick).to be(false)
+    end
+  end
+
+  describe "#complete!" do
+    it "writes a completed checkpoint" do
+      s = session(checkpoint_on_items: nil)
+      s.tick(12)
+      state = s.complete!
+      expect(state).to include(status: "completed", progress: 12, items_total: 12, percentage: 100.0)
+      expect(read_checkpoint("task", 1)["status"]).to eq("completed")
+    end
+  end
+
+  describe "#checkpoint_error, #can_retry? and #retry_from_checkpoint" do
+    it "records the error, keeps the good data and counts toward max_retries" do
+      s = session(max_retries: 2)
+      s.checkpoint(progress: 5, data: { good: true })
+      error = begin
+        raise KeyError, "missing"
+      rescue KeyError => e
+        e
+      end
+      state = s.checkpoint_error(error, "item-7", context: { attempt: 1 })
+      expect(state).to include(status: "failed", data: { good: true })
+      expect(state[:error]).to include(class: "KeyError", message: "missing", item: "item-7", context: { attempt: 1 })
+      expect(state[:error][:backtrace].first).to include(__FILE__)
+      expect(s.can_retry?).to be(true)
+      s.checkpoint_error(error)
+      expect(s.can_retry?).to be(false)
+    end
+
+    it "returns the latest good state and counts a retry" do
+      s = session
+      s.checkpoint(progress: 5, data: "good")
+      s.tick(3)
+      s.checkpoint_error(RuntimeError.new("x"))
+      state = s.retry_from_checkpoint
+      expect(state).to include(checkpoint: 1, data: "good", progress: 5)
+      expect(s.progress).to eq(5)
+      expect(s.retries).to eq(1)
+    end
+
+    it "returns nil and starts over when there is no good checkpoint" do
+      s = session
+      s.tick(3)
+      s.checkpoint_error("plain message")
+      expect(s.retry_from_checkpoint).to be_nil
+      expect(s.progress).to eq(0)
+    end
+  end
+
+  describe "#rollback" do
+    it "writes the last good checkpoint anew, keeping history" do
+      s = session
+      s.checkpoint(progress: 1, data: "before")
+      s.checkpoint(progress: 2, data: "after")
+      s.checkpoint_error(RuntimeError.new("boom"))
+      expect(s.rollback).to include(checkpoint: 4, data: "after", progress: 2)
+      expect(s.rollback(to_checkpoint: 1)).to include(checkpoint: 5, data: "before", progress: 1)
+      expect(checkpoint_files("task").size).to eq(5)
+      expect(read_checkpoint("task", 5)["rollback_of"]).to eq(1)
+    end
+
+    it "raises CheckpointNotFoundError when there is nothing to go back to" do
+      expect { session.rollback }.to raise_error(MASTER::CheckpointNotFoundError, /no checkpoint to roll back/)
+      session.checkpoint
+      expect { session.rollback }.to raise_error(MASTER::CheckpointNotFoundError, /no good checkpoint before/)
+    end
+  end
+
+  describe "#checkpoint_valid? and #reset" do
+    it "reports the latest checkpoint intact, then forgets the task" do
+      s = session(budget: 1.0)
+      expect(s.checkpoint_valid?).to be(false)
+      s.track_cost(0.5)
+      s.checkpoint(progress: 3)
+      expect(s.checkpoint_valid?).to be(true)
+      s.reset
+      expect(File.exist?(task_dir("task"))).to be(false)
+      expect(s.progress).to eq(0)
+      expect(s.budget_spent).to eq(0.0)
+      expect(s.checkpoint_exists?).to be(false)
+      expect(s.checkpoint[:checkpoint]).to eq(1)
+    end
+  end
+
+  describe ".cleanup" do
+    before do
+      old = "2020-01-01T00:00:00Z"
+      MASTER::SessionPersistence.save("old-running", { timestamp: old })
+      MASTER::SessionPersistence.save("old-done", { timestamp: old, status: "completed" })
+      MASTER::SessionPersistence.save("old-failed", { timestamp: old, status: "failed" })
+      session("new-done").complete!
+    end
+
+    it "removes tasks older than older_than, keeping failed ones by default" do
+      expect(described_class.cleanup(older_than: 86_400)).to eq(%w[old-done old-running])
+    end
+
+    it "accepts anything with to_i, and String durations" do
+      duration = Struct.new(:to_i).new(86_400)
+      expect(described_class.cleanup(older_than: duration, keep_failed: false))
+        .to eq(%w[old-done old-failed old-running])
+      expect(described_class.cleanup(older_than: "0s", keep_completed: true)).to eq([])
+    end
+
+    it "applies the configured retention with no arguments" do
+      expect(described_class.cleanup).to eq(%w[old-done])
+    end
+
+    it "refuses negative ages" do
+      expect { described_class.cleanup(older_than: -1) }.to raise_error(ArgumentError, /older_than/)
+    end
+  end
+end
