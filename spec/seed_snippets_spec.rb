@@ -45,6 +45,12 @@ RSpec.describe "The user's document, run as written" do
       "app/models/user.rb"
     end
 
+    def execute_task(task)
+      task.track_cost(task.budget / 2)
+      @processed << task.task_id
+      :executed
+    end
+
     def retry_count
       @attempts
     end
@@ -97,6 +103,32 @@ RSpec.describe "The user's document, run as written" do
     world = SnippetWorld.new
     world.run(snippet("Resuming from Checkpoint"))
     expect(world.processed).to eq((1..25).to_a)
+  end
+
+  it "Queue with Recovery: runs the three tasks with their budgets, then resume finds nothing left" do
+    world = SnippetWorld.new
+    expect { world.run(snippet("Queue with Recovery")) }
+      .to output("Spent: $1.0 / $10.0\nSpent: $2.5 / $10.0\nSpent: $3.25 / $10.0\n").to_stdout
+    expect(world.processed).to eq(%w[refactor-users extract-services update-tests])
+  end
+
+  it "Integration with Queue System: with no block anywhere, process and resume return Enumerators" do
+    world = SnippetWorld.new
+    result = world.run(snippet("Integration with Queue System"))
+    expect(result).to be_a(Enumerator)
+    expect(File.exist?(store_dir)).to be(false)
+  end
+
+  it "Graceful Shutdown: installs handlers that checkpoint the queue and exit 0" do
+    out, err, status = run_ruby(<<~RUBY)
+      queue = MASTER::Queue.new(budget: 1.0)
+      queue.add("Sleeper")
+      #{snippet('Graceful Shutdown').code}
+      queue.process { |task| Process.kill("TERM", Process.pid); sleep 5 }
+    RUBY
+    expect(status.exitstatus).to eq(0), err
+    expect(out).to eq("\nTerminating with checkpoint...\n")
+    expect(MASTER::SessionPersistence.load("queue.default")[:state][:tasks].first[:status]).to eq("running")
   end
 
   it "Budget Tracking: remaining 9.25 and 7.5% used, no warning" do

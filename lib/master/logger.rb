@@ -1,27 +1,36 @@
 # frozen_string_literal: true
 
-require "logger"
-
 module MASTER
-  # Writes to whatever $stderr is at the time, so redirecting $stderr (as
-  # tests and daemons do) redirects the gem's warnings too.
-  class StderrDevice
-    def write(message)
-      $stderr.write(message)
+  # The default logger: one line per warning on whatever $stderr is at the
+  # time. It takes no lock, unlike ::Logger, so it also works inside a `trap`
+  # handler (where locking a Mutex raises ThreadError) — a queue's
+  # `checkpoint!` may log from there.
+  class StderrLogger
+    LEVELS = %i[debug info warn error fatal].freeze
+
+    def initialize(level: :warn)
+      @level = LEVELS.index(level) || 2
     end
 
-    def close; end
+    LEVELS.each_with_index do |name, index|
+      define_method(name) do |message = nil, &block|
+        return true if index < @level
+
+        message = block.call if message.nil? && block
+        $stderr.write("master: #{name}: #{message}\n")
+        true
+      end
+    end
   end
 
   class << self
-    # Where sessions log warnings (damaged checkpoints skipped, budget lines
-    # crossed) unless given their own `logger:`. Any object with `warn`.
+    # Where sessions and queues log warnings (damaged checkpoints skipped,
+    # budget lines crossed) unless given their own `logger:`. Any object
+    # with `warn` — a ::Logger, Rails.logger — or nil for silence.
     attr_writer :logger
 
     def logger
-      @logger ||= Logger.new(StderrDevice.new, progname: "master", level: Logger::WARN).tap do |logger|
-        logger.formatter = proc { |severity, _time, progname, message| "#{progname}: #{severity.downcase}: #{message}\n" }
-      end
+      defined?(@logger) ? @logger : (@logger = StderrLogger.new)
     end
   end
 end
