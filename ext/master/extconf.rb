@@ -16,7 +16,10 @@ unless File.executable?(cargo)
   abort "cargo (Rust) is needed to build master; install it from https://rustup.rs and retry"
 end
 
-target_dir = ENV["CARGO_TARGET_DIR"] || File.join(Dir.pwd, "target")
+# `rake compile` shares the checkout's target/ (incremental builds); a gem
+# install builds in the extension directory and removes the build afterwards.
+shared_target = ENV["CARGO_TARGET_DIR"]
+target_dir = shared_target || File.join(Dir.pwd, "target")
 dlext = RbConfig::CONFIG["DLEXT"]
 built = File.join(target_dir, "release", "libmaster.#{RbConfig::CONFIG['SOEXT'] || 'so'}")
 install_dir = File.join(RbConfig::CONFIG["sitearchdir"], "master")
@@ -34,6 +37,7 @@ File.write("Makefile", <<~MAKE)
   install: master.#{dlext}
   \tmkdir -p #{sh[install_dir]}
   \tcp master.#{dlext} #{sh[install_dir]}/master.#{dlext}
+  #{shared_target ? '' : "\trm -rf #{sh[target_dir]}"}
 
   clean:
   \trm -f master.#{dlext}
