@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod checkpoint;
 pub mod error;
+pub mod failpoint;
 pub mod persistence;
 pub mod ruby_api;
 pub mod session;

@@ -13,5 +13,17 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::init(ruby, master)?;
     session_recovery::init(ruby, master)?;
     session_persistence::init(ruby, master)?;
+    #[cfg(feature = "failpoints")]
+    magnus::Object::define_singleton_method(
+        master,
+        "failpoints=",
+        magnus::function!(configure_failpoints, 1),
+    )?;
     Ok(())
+}
+
+/// `MASTER.failpoints = "checkpoint.fsync=EIO*1"` (failpoints builds only).
+#[cfg(feature = "failpoints")]
+fn configure_failpoints(spec: String) -> Result<(), Error> {
+    crate::failpoint::configure(&spec).map_err(errors::arg_error)
 }

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 
 use crate::checkpoint::{CheckpointView, Document, Facts, Status, FORMAT_VERSION};
 use crate::error::{Error, Result};
+use crate::failpoint;
 use dir::{Dir, EntryKind, LockedDir};
 use layout::{
     checkpoint_file_name, is_temp_file_name, parse_checkpoint_file_name, temp_file_name, TaskId,
@@ -157,27 +158,34 @@ fn scan_numbers(task_dir: &Dir, remove_temps: bool) -> Result<Vec<u64>> {
     Ok(numbers)
 }
 
-/// Writes `name` in `dir` through a sealed temp file and a rename.
+/// Writes `name` in `dir` through a sealed temp file and a rename. `kind`
+/// names the file for failure injection (see `failpoint`).
 fn write_sealed(
     dir: &Dir,
     name: &str,
+    kind: &str,
     body: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
     durable: bool,
 ) -> Result<()> {
     let temp = temp_file_name(name);
+    let temp_path = || dir.child_path(&temp);
+    failpoint::hit(kind, "create").map_err(|e| Error::io("create", temp_path(), e))?;
     let file = dir.create_new_file(&temp)?;
     let written = (|| -> Result<()> {
-        let temp_path = || dir.child_path(&temp);
         let mut writer = SealedWriter::new(BufWriter::with_capacity(1 << 16, &file));
+        failpoint::hit(kind, "write").map_err(|e| Error::io("write", temp_path(), e))?;
         body(&mut |chunk| writer.write(chunk)).map_err(|e| Error::io("write", temp_path(), e))?;
         writer
             .finish()
             .and_then(|mut buffered| buffered.flush())
             .map_err(|e| Error::io("write", temp_path(), e))?;
         if durable {
-            file.sync_all()
+            failpoint::hit(kind, "fsync")
+                .and_then(|_| file.sync_all())
                 .map_err(|e| Error::io("sync", temp_path(), e))?;
         }
+        failpoint::hit(kind, "rename")
+            .map_err(|e| Error::io("rename into place", dir.child_path(name), e))?;
         dir.rename(&temp, name)
     })();
     if written.is_err() {
@@ -185,16 +193,22 @@ fn write_sealed(
     }
     written?;
     if durable {
+        failpoint::hit(kind, "dirsync").map_err(|e| Error::io("sync directory", dir.path(), e))?;
         dir.sync()?;
     }
     Ok(())
 }
 
-fn write_json_sealed<T: serde::Serialize>(dir: &Dir, name: &str, value: &T) -> Result<()> {
+fn write_json_sealed<T: serde::Serialize>(
+    dir: &Dir,
+    name: &str,
+    kind: &str,
+    value: &T,
+) -> Result<()> {
     let json = crate::checkpoint::json_bytes(value);
     // Drop the closing brace: the seal closes the object.
     let open = &json[..json.len() - 1];
-    write_sealed(dir, name, |out| out(open), false)
+    write_sealed(dir, name, kind, |out| out(open), false)
 }
 
 fn read_json_sealed<T: serde::de::DeserializeOwned>(dir: &Dir, name: &str) -> Option<T> {
@@ -316,6 +330,7 @@ impl Store {
         write_sealed(
             &task_dir,
             &name,
+            "checkpoint",
             |out| doc.write_open_object(out),
             options.durable,
         )
@@ -358,7 +373,7 @@ impl Store {
                 created_at,
                 facts,
             );
-            write_json_sealed(&task_dir, METADATA_FILE, &summary)?;
+            write_json_sealed(&task_dir, METADATA_FILE, "metadata", &summary)?;
             self.update_index(&root, |index| {
                 index.tasks.insert(task.to_string(), summary.clone());
             })?;
@@ -373,7 +388,7 @@ impl Store {
             let _ = task_dir.unlink(&name);
             let _ = task_dir.sync();
             match &previous {
-                Some(p) => drop(write_json_sealed(&task_dir, METADATA_FILE, p)),
+                Some(p) => drop(write_json_sealed(&task_dir, METADATA_FILE, "metadata", p)),
                 None => drop(task_dir.unlink(METADATA_FILE)),
             }
         }
@@ -391,6 +406,7 @@ impl Store {
 
     /// Reads the index under the store lock, changes it, writes it back.
     fn update_index(&self, root: &Dir, change: impl FnOnce(&mut IndexFile)) -> Result<()> {
+        failpoint::hit("index", "lock").map_err(|e| Error::io("lock", root.path(), e))?;
         let _lock = root.lock(self.lock_timeout)?;
         let mut index: IndexFile = read_json_sealed(root, INDEX_FILE).unwrap_or_default();
         index.version = FORMAT_VERSION.to_owned();
@@ -400,7 +416,7 @@ impl Store {
                 root.unlink(&entry.name)?;
             }
         }
-        write_json_sealed(root, INDEX_FILE, &index)
+        write_json_sealed(root, INDEX_FILE, "index", &index)
     }
 
     fn read_in(&self, task_dir: &Dir, task: &TaskId, number: u64) -> Result<Found> {
@@ -519,7 +535,7 @@ impl Store {
         // Repair the cache when no writer is busy; a busy writer repairs it anyway.
         if let Some(_lock) = task_dir.try_lock()? {
             if numbers.last() == Some(&found.number) {
-                let _ = write_json_sealed(task_dir, METADATA_FILE, &summary);
+                let _ = write_json_sealed(task_dir, METADATA_FILE, "metadata", &summary);
             }
         }
         Ok(Some(summary))
