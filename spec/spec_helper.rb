@@ -7,6 +7,7 @@ require "json"
 require "open3"
 require "rbconfig"
 require "socket"
+require "tempfile"
 
 Dir[File.join(__dir__, "support", "**", "*.rb")].sort.each { |file| require file }
 
