@@ -91,6 +91,12 @@ RSpec.describe MASTER::Config do
       expect(MASTER.logger.warnings.grep(/unknown key `checkpoint_intervall`/).size).to eq(1)
     end
 
+    it "says so when a file has both sections, and reads the new one" do
+      write_config("config/session_recovery.yml", "session_recovery:\n  max_checkpoints: 4\nsession:\n  max_checkpoints: 9\n")
+      expect(described_class.settings[:max_checkpoints]).to eq(4)
+      expect(MASTER.logger.warnings.grep(/both `session_recovery:` and the old `session:`/).size).to eq(1)
+    end
+
     it "honours the old `session:` section with one deprecation warning" do
       write_config("config/session_recovery.yml", "session:\n  checkpoint_dir: \".checkpoints\"\n")
       2.times { described_class.settings }

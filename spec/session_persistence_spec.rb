@@ -47,6 +47,16 @@ RSpec.describe MASTER::SessionPersistence do
       expect(rows.first[:updated_at]).to be_a(Time)
     end
 
+    it "warns about a task with no intact checkpoint instead of hiding it silently" do
+      described_class.save("broken", { n: 1 })
+      File.write(checkpoint_file("broken", 1), "{}")
+      # The caches only check that the files they name exist; once they are
+      # rebuilt, the damage shows.
+      File.delete(File.join(store_dir, "index.json"), File.join(task_dir("broken"), "metadata.json"))
+      expect(described_class.list).to eq([])
+      expect(MASTER.logger.warnings.last).to match(/task "broken" has 1 checkpoint file\(s\) and none is intact/)
+    end
+
     it "is empty for a store that does not exist, and creates nothing" do
       expect(described_class.list).to eq([])
       expect(File.exist?(store_dir)).to be(false)
@@ -59,6 +69,13 @@ RSpec.describe MASTER::SessionPersistence do
       described_class.save("recent", { status: "completed" })
       expect(described_class.cleanup(older_than: 3600)).to eq(["old"])
       expect(described_class.list.map { |r| r[:task_id] }).to eq(["recent"])
+    end
+
+    it "keeps running tasks when asked, whatever their age" do
+      described_class.save("old-running", { timestamp: "2020-01-01T00:00:00Z" })
+      described_class.save("old-done", { timestamp: "2020-01-01T00:00:00Z", status: "completed" })
+      expect(described_class.cleanup(older_than: 0, keep_running: true)).to eq(["old-done"])
+      expect { described_class.cleanup(older_than: 0, keep_running: "no") }.to raise_error(ArgumentError, /keep_running/)
     end
 
     it "refuses unknown options" do

@@ -78,6 +78,14 @@ RSpec.describe MASTER::SessionRecovery do
       expect(state[:timestamp]).to be_a(Time)
     end
 
+    it "returns the timestamp the file records, in whole seconds" do
+      s = session
+      written = s.checkpoint
+      expect(written[:timestamp]).to eq(s.restore[:timestamp])
+      expect(written[:timestamp].usec).to eq(0)
+      expect(written[:timestamp]).to eq(Time.iso8601(read_checkpoint("task", 1)["timestamp"]))
+    end
+
     it "numbers files from 001 and carries omitted values over" do
       s = session
       s.checkpoint(progress: 1, items_total: 4, data: [1])

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::budget::{Budget, BudgetEvent, Money};
 use crate::checkpoint::{BudgetFigures, Draft, ErrorInfo, Host, Progress, Status};
@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::store::layout::TaskId;
 use crate::store::{gate, Found, Lookup, Pick, Store, WriteOptions};
 use crate::ticker::Ticker;
+use crate::writer::{self, Job};
 
 /// Raw JSON bytes shared without copying: the user's data, or the `state`
 /// slice of a checkpoint file that was read.
@@ -70,6 +71,9 @@ pub struct SessionConfig {
     pub track_costs: bool,
     pub auto_resume: bool,
     pub durable: bool,
+    /// `async: true`: `checkpoint` captures the state and returns; a
+    /// background thread writes it (see `writer`).
+    pub async_writes: bool,
 }
 
 impl SessionConfig {
@@ -87,6 +91,7 @@ impl SessionConfig {
             track_costs: true,
             auto_resume: true,
             durable: true,
+            async_writes: false,
         }
     }
 }
@@ -161,13 +166,34 @@ pub struct CheckpointRequest {
     pub items_total: Option<u64>,
 }
 
+/// What the caller's thread and the background writer share.
 #[derive(Debug)]
-pub struct Session {
+struct Core {
     config: SessionConfig,
     store: Store,
     ticker: Ticker,
     state: Mutex<State>,
     write_lock: Mutex<()>,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    core: Arc<Core>,
+    writer: writer::Slot,
+}
+
+/// A checkpoint captured and ready to write.
+struct Prepared {
+    snapshot: Snapshot,
+    parts: WriteParts,
+    /// Items counted since the previous checkpoint that this one covers.
+    covered: u64,
+}
+
+/// The time a checkpoint records: whole seconds, as the file says, so the
+/// state `checkpoint` returns and the one `restore` reads agree.
+fn now_whole_seconds() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(0)
 }
 
 /// A poisoned lock means a panic elsewhere already became an error; the
@@ -191,71 +217,7 @@ fn skipped_warnings(task: &TaskId, lookup: &Lookup) -> Vec<String> {
         .collect()
 }
 
-impl Session {
-    /// Opens a session; with `auto_resume`, continues from the newest intact
-    /// checkpoint. Damaged checkpoints never stop a session from starting.
-    pub fn open(config: SessionConfig) -> Result<(Session, Option<Restored>)> {
-        let store = Store::new(&config.checkpoint_dir)?;
-        let session = Session {
-            ticker: Ticker::new(config.checkpoint_on_items, config.checkpoint_interval),
-            state: Mutex::new(State {
-                items_total: None,
-                data: RawJson::empty_object(),
-                status: Status::Running,
-                budget: Budget::new(config.budget, config.warn_threshold),
-                failures: 0,
-                retries: 0,
-                last_checkpoint: None,
-                resumed: false,
-            }),
-            write_lock: Mutex::new(()),
-            store,
-            config,
-        };
-        let resumed = if session.config.auto_resume {
-            let lookup = session.store.find(&session.config.task_id, Pick::Latest)?;
-            let mut warnings = skipped_warnings(&session.config.task_id, &lookup);
-            match lookup.found {
-                Some(found) => {
-                    let snapshot = Snapshot::from_found(found);
-                    session.adopt(&snapshot, true);
-                    Some(Restored {
-                        snapshot,
-                        first_resume: true,
-                        warnings,
-                    })
-                }
-                None if !warnings.is_empty() => {
-                    warnings.push(format!(
-                        "task {:?}: no intact checkpoint to resume from; starting fresh",
-                        session.config.task_id.as_str()
-                    ));
-                    Some(Restored {
-                        snapshot: session.snapshot_now(None),
-                        first_resume: false,
-                        warnings,
-                    })
-                }
-                None => None,
-            }
-        } else {
-            None
-        };
-        Ok((session, resumed))
-    }
-
-    pub fn task_id(&self) -> &TaskId {
-        &self.config.task_id
-    }
-
-    pub fn config(&self) -> &SessionConfig {
-        &self.config
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
+impl Core {
     /// Takes over a checkpoint's progress and data. With `whole`, also its
     /// budget, counters and status (a resume); otherwise spent money never
     /// goes down.
@@ -285,7 +247,7 @@ impl Session {
         Snapshot {
             task_id: self.config.task_id.to_string(),
             checkpoint: number,
-            timestamp: Utc::now(),
+            timestamp: now_whole_seconds(),
             status: state.status,
             progress: Progress::new(self.ticker.progress(), state.items_total),
             data: state.data.clone(),
@@ -298,33 +260,41 @@ impl Session {
         }
     }
 
-    /// Applies `change` to the state, then writes the result as the next
-    /// checkpoint. Whole writes are serialised by `write_lock`.
-    fn write(&self, change: impl FnOnce(&mut State, &Ticker) -> WriteParts) -> Result<Snapshot> {
-        let _pass = gate::enter();
-        let _writing = lock(&self.write_lock);
+    /// Applies `change` and captures the checkpoint to write (state lock only).
+    fn prepare(&self, change: impl FnOnce(&mut State, &Ticker) -> WriteParts) -> Prepared {
         let covered = self.ticker.since_checkpoint();
-        let (parts, mut snapshot) = {
-            let mut state = lock(&self.state);
-            let parts = change(&mut state, &self.ticker);
-            let snapshot = Snapshot {
-                task_id: self.config.task_id.to_string(),
-                checkpoint: None,
-                timestamp: Utc::now(),
-                status: state.status,
-                progress: Progress::new(self.ticker.progress(), state.items_total),
-                data: parts.data.clone().unwrap_or_else(|| state.data.clone()),
-                message: parts.message.clone(),
-                budget: BudgetFigures::new(state.budget.allocated(), state.budget.spent()),
-                error: parts.error_json.clone(),
-                rollback_of: parts.rollback_of,
-                failures: state.failures,
-                retries: state.retries,
-            };
-            (parts, snapshot)
+        let mut state = lock(&self.state);
+        let parts = change(&mut state, &self.ticker);
+        let snapshot = Snapshot {
+            task_id: self.config.task_id.to_string(),
+            checkpoint: None,
+            timestamp: now_whole_seconds(),
+            status: state.status,
+            progress: Progress::new(self.ticker.progress(), state.items_total),
+            data: parts.data.clone().unwrap_or_else(|| state.data.clone()),
+            message: parts.message.clone(),
+            budget: BudgetFigures::new(state.budget.allocated(), state.budget.spent()),
+            error: parts.error_json.clone(),
+            rollback_of: parts.rollback_of,
+            failures: state.failures,
+            retries: state.retries,
         };
+        Prepared {
+            snapshot,
+            parts,
+            covered,
+        }
+    }
+
+    /// Writes a captured checkpoint. The caller holds `write_lock` (and the
+    /// fork gate).
+    fn persist(&self, prepared: Prepared) -> Result<Snapshot> {
+        let Prepared {
+            mut snapshot,
+            parts,
+            ..
+        } = prepared;
         if !self.config.enabled {
-            self.ticker.rearm(covered);
             return Ok(snapshot);
         }
         let draft = Draft {
@@ -346,27 +316,130 @@ impl Session {
             max_checkpoints: self.config.max_checkpoints,
             durable: self.config.durable,
         };
-        match self
-            .store
-            .write_checkpoint(&self.config.task_id, &mut doc, &draft.facts(), &options)
-        {
-            Ok(written) => {
-                lock(&self.state).last_checkpoint = Some(written.number);
-                self.ticker.rearm(covered);
-                snapshot.checkpoint = Some(written.number);
+        let written = self.store.write_checkpoint(
+            &self.config.task_id,
+            &mut doc,
+            &draft.facts(),
+            &options,
+        )?;
+        lock(&self.state).last_checkpoint = Some(written.number);
+        snapshot.checkpoint = Some(written.number);
+        Ok(snapshot)
+    }
+}
+
+impl Session {
+    /// Opens a session; with `auto_resume`, continues from the newest intact
+    /// checkpoint. Damaged checkpoints never stop a session from starting.
+    pub fn open(config: SessionConfig) -> Result<(Session, Option<Restored>)> {
+        let store = Store::new(&config.checkpoint_dir)?;
+        let session = Session {
+            core: Arc::new(Core {
+                ticker: Ticker::new(config.checkpoint_on_items, config.checkpoint_interval),
+                state: Mutex::new(State {
+                    items_total: None,
+                    data: RawJson::empty_object(),
+                    status: Status::Running,
+                    budget: Budget::new(config.budget, config.warn_threshold),
+                    failures: 0,
+                    retries: 0,
+                    last_checkpoint: None,
+                    resumed: false,
+                }),
+                write_lock: Mutex::new(()),
+                store,
+                config,
+            }),
+            writer: writer::Slot::default(),
+        };
+        let resumed = if session.core.config.auto_resume {
+            let lookup = session
+                .core
+                .store
+                .find(&session.core.config.task_id, Pick::Latest)?;
+            let mut warnings = skipped_warnings(&session.core.config.task_id, &lookup);
+            match lookup.found {
+                Some(found) => {
+                    let snapshot = Snapshot::from_found(found);
+                    session.core.adopt(&snapshot, true);
+                    Some(Restored {
+                        snapshot,
+                        first_resume: true,
+                        warnings,
+                    })
+                }
+                None if !warnings.is_empty() => {
+                    warnings.push(format!(
+                        "task {:?}: no intact checkpoint to resume from; starting fresh",
+                        session.core.config.task_id.as_str()
+                    ));
+                    Some(Restored {
+                        snapshot: session.core.snapshot_now(None),
+                        first_resume: false,
+                        warnings,
+                    })
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok((session, resumed))
+    }
+
+    pub fn task_id(&self) -> &TaskId {
+        &self.core.config.task_id
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.core.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.core.store
+    }
+
+    /// Applies `change` to the state, then writes the result as the next
+    /// checkpoint, here and now. Whole writes are serialised by `write_lock`,
+    /// so a session's checkpoints never go back in time.
+    fn write(&self, change: impl FnOnce(&mut State, &Ticker) -> WriteParts) -> Result<Snapshot> {
+        self.settle()?;
+        let _pass = gate::enter();
+        let _writing = lock(&self.core.write_lock);
+        let prepared = self.core.prepare(change);
+        let covered = prepared.covered;
+        match self.core.persist(prepared) {
+            Ok(snapshot) => {
+                self.core.ticker.rearm(covered);
                 Ok(snapshot)
             }
             Err(e) => {
-                self.ticker.release();
+                self.core.ticker.release();
                 Err(e)
             }
         }
     }
 
+    /// With `async_writes`, waits for the background writer before an
+    /// operation that reads or rewrites the store, and reports its error.
+    fn settle(&self) -> Result<()> {
+        if self.core.config.async_writes {
+            self.writer.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every checkpoint captured so far is durable; the number
+    /// of the last one written. Reports a background write error.
+    pub fn flush(&self) -> Result<Option<u64>> {
+        let written = self.writer.flush()?;
+        Ok(written.or_else(|| self.last_checkpoint()))
+    }
+
     /// `checkpoint(data:, message:, progress:, items_total:)`: values not
     /// given carry over from the session.
     pub fn checkpoint(&self, request: CheckpointRequest) -> Result<Snapshot> {
-        self.write(|state, ticker| {
+        let change = |state: &mut State, ticker: &Ticker| {
             if let Some(progress) = request.progress {
                 ticker.set_progress(progress);
             }
@@ -382,13 +455,32 @@ impl Session {
                 message: request.message,
                 ..WriteParts::default()
             }
-        })
+        };
+        if !(self.core.config.async_writes && self.core.config.enabled) {
+            return self.write(change);
+        }
+        // Capture now, write in the background: the caller gets the state
+        // (without a number yet) as soon as it is taken.
+        let core = Arc::clone(&self.core);
+        self.writer
+            .enqueue(self.core.config.task_id.as_str(), move || {
+                let prepared = core.prepare(change);
+                core.ticker.rearm(prepared.covered);
+                let snapshot = prepared.snapshot.clone();
+                let job: Job = Box::new(move || {
+                    let _pass = gate::enter();
+                    let _writing = lock(&core.write_lock);
+                    let written = core.persist(prepared)?;
+                    Ok(written.checkpoint.unwrap_or_default())
+                });
+                Ok((snapshot, job))
+            })
     }
 
     /// Counts `items`; writes a checkpoint with the last data when one is
     /// due. `Ok(None)` when nothing was due (the common, cheap case).
     pub fn tick(&self, items: u64) -> Result<Option<Snapshot>> {
-        if !self.ticker.tick(items) {
+        if !self.core.ticker.tick(items) {
             return Ok(None);
         }
         self.checkpoint(CheckpointRequest::default()).map(Some)
@@ -397,7 +489,7 @@ impl Session {
     /// The `tick` test alone, for callers that write on another path.
     #[inline]
     pub fn tick_due(&self, items: u64) -> bool {
-        self.ticker.tick(items)
+        self.core.ticker.tick(items)
     }
 
     pub fn complete(&self, message: Option<String>) -> Result<Snapshot> {
@@ -430,35 +522,39 @@ impl Session {
     }
 
     pub fn can_retry(&self) -> bool {
-        lock(&self.state).failures < self.config.max_retries
+        lock(&self.core.state).failures < self.core.config.max_retries
     }
 
     pub fn failures(&self) -> u32 {
-        lock(&self.state).failures
+        lock(&self.core.state).failures
     }
 
     pub fn retries(&self) -> u32 {
-        lock(&self.state).retries
+        lock(&self.core.state).retries
     }
 
     /// Goes back to the newest good checkpoint's progress and data and counts
     /// a retry. `None` (and a start from zero) when there is no good one.
     pub fn retry_from_checkpoint(&self) -> Result<(Option<Snapshot>, Vec<String>)> {
+        self.settle()?;
         let _pass = gate::enter();
-        let _writing = lock(&self.write_lock);
-        let lookup = self.store.find(&self.config.task_id, Pick::LatestGood)?;
-        let warnings = skipped_warnings(&self.config.task_id, &lookup);
+        let _writing = lock(&self.core.write_lock);
+        let lookup = self
+            .core
+            .store
+            .find(&self.core.config.task_id, Pick::LatestGood)?;
+        let warnings = skipped_warnings(&self.core.config.task_id, &lookup);
         let snapshot = lookup.found.map(Snapshot::from_found);
         match &snapshot {
-            Some(snapshot) => self.adopt(snapshot, false),
+            Some(snapshot) => self.core.adopt(snapshot, false),
             None => {
-                let mut state = lock(&self.state);
-                self.ticker.set_progress(0);
+                let mut state = lock(&self.core.state);
+                self.core.ticker.set_progress(0);
                 state.items_total = None;
                 state.data = RawJson::empty_object();
             }
         }
-        let mut state = lock(&self.state);
+        let mut state = lock(&self.core.state);
         state.retries = state.retries.saturating_add(1);
         state.status = Status::Running;
         Ok((snapshot, warnings))
@@ -467,17 +563,24 @@ impl Session {
     /// Makes the newest good checkpoint before the current one (or number
     /// `to`) current again by writing it anew: history is never destroyed.
     pub fn rollback(&self, to: Option<u64>) -> Result<(Snapshot, Vec<String>)> {
-        let task = &self.config.task_id;
+        self.settle()?;
+        let task = &self.core.config.task_id;
         let (target, warnings) = match to {
-            Some(number) => (self.store.read(task, number)?, Vec::new()),
+            Some(number) => (self.core.store.read(task, number)?, Vec::new()),
             None => {
-                let current = self.store.numbers(task)?.last().copied().ok_or_else(|| {
-                    Error::NotFound(format!(
+                let current = self
+                    .core
+                    .store
+                    .numbers(task)?
+                    .last()
+                    .copied()
+                    .ok_or_else(|| {
+                        Error::NotFound(format!(
                         "task {:?} has no checkpoint to roll back; write one with checkpoint first",
                         task.as_str()
                     ))
-                })?;
-                let lookup = self.store.find(task, Pick::GoodBefore(current))?;
+                    })?;
+                let lookup = self.core.store.find(task, Pick::GoodBefore(current))?;
                 let warnings = skipped_warnings(task, &lookup);
                 let found = lookup.found.ok_or_else(|| {
                     Error::NotFound(format!(
@@ -512,19 +615,23 @@ impl Session {
     /// The newest intact checkpoint (or number `n`), adopted as the session's
     /// progress and data. `Ok(None)` when the task has none.
     pub fn restore(&self, number: Option<u64>) -> Result<Option<Restored>> {
+        self.settle()?;
         let _pass = gate::enter();
-        let _writing = lock(&self.write_lock);
-        let task = &self.config.task_id;
+        let _writing = lock(&self.core.write_lock);
+        let task = &self.core.config.task_id;
         let (found, warnings) = match number {
-            Some(n) => (self.store.read(task, n)?, Vec::new()),
+            Some(n) => (self.core.store.read(task, n)?, Vec::new()),
             None => {
-                let lookup = self.store.find(task, Pick::Latest)?;
+                let lookup = self.core.store.find(task, Pick::Latest)?;
                 let warnings = skipped_warnings(task, &lookup);
                 match lookup.found {
                     Some(found) => (found, warnings),
                     None if lookup.skipped.is_empty() => return Ok(None),
                     None => {
-                        let path = self.store.checkpoint_path(task, lookup.skipped[0].number);
+                        let path = self
+                            .core
+                            .store
+                            .checkpoint_path(task, lookup.skipped[0].number);
                         let reasons: Vec<_> = lookup
                             .skipped
                             .iter()
@@ -539,8 +646,8 @@ impl Session {
             }
         };
         let snapshot = Snapshot::from_found(found);
-        let first_resume = !lock(&self.state).resumed;
-        self.adopt(&snapshot, false);
+        let first_resume = !lock(&self.core.state).resumed;
+        self.core.adopt(&snapshot, false);
         Ok(Some(Restored {
             snapshot,
             first_resume,
@@ -550,24 +657,32 @@ impl Session {
 
     /// True when the task has an intact checkpoint.
     pub fn checkpoint_exists(&self) -> Result<bool> {
-        Ok(self.store.summary(&self.config.task_id)?.is_some())
+        self.settle()?;
+        Ok(self
+            .core
+            .store
+            .summary(&self.core.config.task_id)?
+            .is_some())
     }
 
     pub fn last_checkpoint_time(&self) -> Result<Option<DateTime<Utc>>> {
+        self.settle()?;
         Ok(self
+            .core
             .store
-            .summary(&self.config.task_id)?
+            .summary(&self.core.config.task_id)?
             .and_then(|s| crate::checkpoint::parse_timestamp(&s.updated_at).ok()))
     }
 
     /// True when the newest checkpoint file is intact; false when it is
     /// damaged or there is none.
     pub fn checkpoint_valid(&self) -> Result<bool> {
-        let task = &self.config.task_id;
-        let Some(&latest) = self.store.numbers(task)?.last() else {
+        self.settle()?;
+        let task = &self.core.config.task_id;
+        let Some(&latest) = self.core.store.numbers(task)?.last() else {
             return Ok(false);
         };
-        match self.store.read(task, latest) {
+        match self.core.store.read(task, latest) {
             Ok(_) => Ok(true),
             Err(Error::Corrupt { .. }) | Err(Error::NotFound(_)) => Ok(false),
             Err(e) => Err(e),
@@ -576,17 +691,18 @@ impl Session {
 
     /// Forgets the task: removes its checkpoints and zeroes the session.
     pub fn reset(&self) -> Result<()> {
+        self.settle()?;
         let _pass = gate::enter();
-        let _writing = lock(&self.write_lock);
-        if self.config.enabled {
-            self.store.remove(&self.config.task_id)?;
+        let _writing = lock(&self.core.write_lock);
+        if self.core.config.enabled {
+            self.core.store.remove(&self.core.config.task_id)?;
         }
-        let mut state = lock(&self.state);
-        self.ticker.reset();
+        let mut state = lock(&self.core.state);
+        self.core.ticker.reset();
         state.items_total = None;
         state.data = RawJson::empty_object();
         state.status = Status::Running;
-        state.budget = Budget::new(self.config.budget, self.config.warn_threshold);
+        state.budget = Budget::new(self.core.config.budget, self.core.config.warn_threshold);
         state.failures = 0;
         state.retries = 0;
         state.last_checkpoint = None;
@@ -594,19 +710,19 @@ impl Session {
     }
 
     pub fn progress(&self) -> u64 {
-        self.ticker.progress()
+        self.core.ticker.progress()
     }
 
     pub fn items_total(&self) -> Option<u64> {
-        lock(&self.state).items_total
+        lock(&self.core.state).items_total
     }
 
     pub fn status(&self) -> Status {
-        lock(&self.state).status
+        lock(&self.core.state).status
     }
 
     pub fn last_checkpoint(&self) -> Option<u64> {
-        lock(&self.state).last_checkpoint
+        lock(&self.core.state).last_checkpoint
     }
 
     pub fn track_cost(&self, amount: Money) -> Result<Vec<BudgetEvent>> {
@@ -615,18 +731,18 @@ impl Session {
                 "amount must not be negative; got {amount}"
             )));
         }
-        if !self.config.track_costs {
+        if !self.core.config.track_costs {
             return Ok(Vec::new());
         }
-        lock(&self.state).budget.track(amount)
+        lock(&self.core.state).budget.track(amount)
     }
 
     pub fn increase_budget(&self, amount: Money) -> Result<()> {
-        lock(&self.state).budget.increase(amount)
+        lock(&self.core.state).budget.increase(amount)
     }
 
     pub fn budget(&self) -> Budget {
-        lock(&self.state).budget.clone()
+        lock(&self.core.state).budget.clone()
     }
 }
 

@@ -514,9 +514,8 @@ module MASTER
 
     def run_cleanup(rule, options, dir)
       if options[:completed]
-        # SessionPersistence.cleanup cannot keep running tasks when given an
-        # age; its Rust half can, deciding under each task's lock.
-        SessionPersistence._cleanup(dir, rule[:older_than].to_f, true, false, true)
+        SessionPersistence.cleanup(older_than: rule[:older_than], keep_failed: true, keep_running: true,
+                                   checkpoint_dir: dir)
       elsif options[:older_than]
         SessionPersistence.cleanup(older_than: options[:older_than], checkpoint_dir: dir)
       else

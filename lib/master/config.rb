@@ -153,6 +153,10 @@ module MASTER
       end
 
       def section_of(document, path)
+        if document.key?(SECTION) && document.key?(LEGACY_SECTION)
+          warn_once([path, :shadowed], "#{path}: has both `#{SECTION}:` and the old `#{LEGACY_SECTION}:`; " \
+                                       "only `#{SECTION}:` is read. Move what you need from `#{LEGACY_SECTION}:` and delete it")
+        end
         return document[SECTION] || {} if document.key?(SECTION) || !document.key?(LEGACY_SECTION)
 
         warn_once([path, :legacy],

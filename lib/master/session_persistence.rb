@@ -49,21 +49,20 @@ module MASTER
 
       # Removes tasks whose last checkpoint is older than `older_than`
       # (keeping failed ones when `keep_failed`, completed ones when
-      # `keep_completed`). With no `older_than`, applies the configured policy:
-      # completed tasks older than `keep_successful` days go, failed ones too
-      # unless `keep_failed`, running ones stay.
+      # `keep_completed`, running ones when `keep_running`). With no
+      # `older_than`, applies the configured policy: completed tasks older
+      # than `keep_successful` days go, failed ones too unless `keep_failed`,
+      # running ones stay. Each task is decided under its lock.
       # @return [Array<String>] the removed task ids
-      def cleanup(older_than: nil, keep_failed: nil, keep_completed: false, checkpoint_dir: nil)
+      def cleanup(older_than: nil, keep_failed: nil, keep_completed: false, keep_running: nil, checkpoint_dir: nil)
         config = Config.settings
         keep_failed = config[:keep_failed] if keep_failed.nil?
-        check_flag(:keep_failed, keep_failed)
-        check_flag(:keep_completed, keep_completed)
-        dir = Config.checkpoint_dir(checkpoint_dir)
-        if older_than.nil?
-          _cleanup(dir, config[:keep_successful] * 86_400.0, keep_failed, keep_completed, true)
-        else
-          _cleanup(dir, Options.seconds(older_than, "older_than").to_f, keep_failed, keep_completed, false)
+        keep_running = older_than.nil? if keep_running.nil?
+        { keep_failed: keep_failed, keep_completed: keep_completed, keep_running: keep_running }.each do |name, flag|
+          check_flag(name, flag)
         end
+        age = older_than.nil? ? config[:keep_successful] * 86_400.0 : Options.seconds(older_than, "older_than").to_f
+        _cleanup(Config.checkpoint_dir(checkpoint_dir), age, keep_failed, keep_completed, keep_running)
       end
 
       private

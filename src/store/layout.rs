@@ -18,8 +18,15 @@ pub const TRASH_PREFIX: &str = ".trash-";
 pub const MAX_TASK_ID_BYTES: usize = 255;
 
 /// A task id that is safe as a single path component.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(String);
+
+/// Quoted like the string it is, so messages read `task "x"`.
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
 
 impl TaskId {
     pub fn parse(id: &str) -> Result<TaskId> {
@@ -138,6 +145,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("256 bytes"));
+    }
+
+    #[test]
+    fn debug_formats_as_the_quoted_id() {
+        let id = TaskId::parse("refactor-users").unwrap();
+        assert_eq!(format!("task {id:?}"), "task \"refactor-users\"");
     }
 
     #[test]

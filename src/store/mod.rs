@@ -199,6 +199,10 @@ fn write_sealed(
     Ok(())
 }
 
+/// Writes a cache file (metadata.json, index.json): sealed, in place, no
+/// fsync. A crash or a concurrent reader may meet it half-written; the seal
+/// then fails and the reader rebuilds it from the checkpoints, which are
+/// the truth. That saves the temp file and rename a checkpoint needs.
 fn write_json_sealed<T: serde::Serialize>(
     dir: &Dir,
     name: &str,
@@ -207,8 +211,9 @@ fn write_json_sealed<T: serde::Serialize>(
 ) -> Result<()> {
     let json = crate::checkpoint::json_bytes(value);
     // Drop the closing brace: the seal closes the object.
-    let open = &json[..json.len() - 1];
-    write_sealed(dir, name, kind, |out| out(open), false)
+    let sealed = seal::seal(&json[..json.len() - 1]);
+    failpoint::hit(kind, "write").map_err(|e| Error::io("write", dir.child_path(name), e))?;
+    dir.overwrite_file(name, &sealed)
 }
 
 fn read_json_sealed<T: serde::de::DeserializeOwned>(dir: &Dir, name: &str) -> Option<T> {
@@ -584,7 +589,15 @@ impl Store {
                     rebuilt.insert(entry.name.clone(), summary.clone());
                     listing.tasks.push(summary);
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    let files = scan_numbers(&task_dir, false)?.len();
+                    if files > 0 {
+                        listing.warnings.push(format!(
+                            "task {task:?} has {files} checkpoint file(s) and none is intact; \
+                             see `bin/cli checkpoint show {task}`, or remove it"
+                        ));
+                    }
+                }
                 Err(e) => listing
                     .warnings
                     .push(format!("skipped task {:?}: {e}", entry.name)),
