@@ -2,8 +2,9 @@
 //! `failpoints` cargo feature (release builds leave it out, and `hit` is then
 //! an empty inline function).
 //!
-//! A point is `<file kind>.<step>`: kinds `checkpoint`, `metadata`, `index`;
-//! steps `create`, `write`, `fsync`, `rename`, `dirsync`, plus `index.lock`.
+//! A point is `<file kind>.<step>`: `checkpoint.create`, `.write`, `.fsync`,
+//! `.rename`, `.dirsync` (the crash-safe recipe), and `metadata.write`,
+//! `index.lock`, `index.write` (the caches, rewritten in place).
 //! Configure with `MASTER_FAILPOINTS="checkpoint.fsync=EIO,index.write=ENOSPC*2"`
 //! (read at first use) or `configure`: each named point fails with that errno,
 //! every time or the given number of times.

@@ -10,6 +10,7 @@ pub mod ruby_api;
 pub mod session;
 pub mod store;
 pub mod ticker;
+pub mod writer;
 
 #[magnus::init(name = "master")]
 fn init(ruby: &magnus::Ruby) -> Result<(), magnus::Error> {

@@ -19,7 +19,8 @@ module MASTER
       on_complete: :callable,
       logger: :logger,
       enabled: :boolean,
-      track_costs: :boolean
+      track_costs: :boolean,
+      async: :boolean
     }.freeze
 
     module_function
@@ -53,6 +54,7 @@ module MASTER
         auto_resume: chosen[:auto_resume],
         enabled: chosen[:enabled],
         track_costs: chosen[:track_costs],
+        async: options.fetch(:async, false),
         max_retries: options.fetch(:max_retries, DEFAULT_MAX_RETRIES),
         on_checkpoint: options[:on_checkpoint],
         on_resume: options[:on_resume],

@@ -12,7 +12,27 @@ module MASTER
     # @param budget [Numeric, nil] dollars this task may spend
     # @param options see Options::SESSION; defaults come from Config
     def initialize(task_id:, budget: nil, **options)
-      _setup(task_id, budget, Options.session(options))
+      settings = Options.session(options)
+      _setup(task_id, budget, settings)
+      SessionRecovery.flush_at_exit(self) if settings[:async]
+    end
+
+    # Sessions with `async: true` are flushed when the process exits, so a
+    # checkpoint the caller was told about is not lost with the writer thread.
+    def self.flush_at_exit(session)
+      @async_sessions ||= begin
+        at_exit { flush_all }
+        ObjectSpace::WeakMap.new
+      end
+      @async_sessions[session] = true
+    end
+
+    def self.flush_all
+      (@async_sessions || {}).each_key do |session|
+        session.flush
+      rescue StandardError => e
+        MASTER.logger&.warn("could not write the last checkpoints of #{session.task_id}: #{e.message}")
+      end
     end
 
     # Writes the next checkpoint. Values not given carry over.

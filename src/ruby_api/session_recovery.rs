@@ -230,6 +230,7 @@ impl SessionRecovery {
             config.enabled = bool_setting(settings, "enabled")?;
             config.track_costs = bool_setting(settings, "track_costs")?;
             config.auto_resume = bool_setting(settings, "auto_resume")?;
+            config.async_writes = bool_setting(settings, "async")?;
             let callbacks = Callbacks {
                 on_checkpoint: optional(setting(settings, "on_checkpoint")),
                 on_resume: optional(setting(settings, "on_resume")),
@@ -390,6 +391,12 @@ impl SessionRecovery {
             let snapshot = nogvl(|| inner.session.checkpoint_error(info)).into_ruby()?;
             snapshot_hash(ruby, &snapshot, None)
         })
+    }
+
+    /// Waits until every checkpoint is durable; the last number written.
+    fn flush(&self) -> Result<Option<u64>, Error> {
+        let inner = self.inner()?;
+        guard(|| nogvl(|| inner.session.flush()).into_ruby())
     }
 
     fn can_retry(&self) -> Result<bool, Error> {
@@ -577,6 +584,7 @@ pub fn init(ruby: &Ruby, master: magnus::RModule) -> Result<(), Error> {
     class.define_method("restore", method!(SessionRecovery::restore, -1))?;
     class.define_method("complete!", method!(SessionRecovery::complete, 0))?;
     class.define_method("can_retry?", method!(SessionRecovery::can_retry, 0))?;
+    class.define_method("flush", method!(SessionRecovery::flush, 0))?;
     class.define_method(
         "retry_from_checkpoint",
         method!(SessionRecovery::retry_from_checkpoint, 0),

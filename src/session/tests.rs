@@ -399,3 +399,72 @@ fn eight_threads_lose_no_update() {
         previous = processed;
     }
 }
+
+#[test]
+fn async_checkpoints_are_captured_at_once_and_written_in_order() {
+    let dir = TempDir::new();
+    let mut cfg = config(&dir, "t");
+    cfg.async_writes = true;
+    cfg.max_checkpoints = None;
+    let session = open(cfg);
+    for i in 0..50u64 {
+        let captured = session
+            .checkpoint(CheckpointRequest {
+                progress: Some(i),
+                data: data(&format!("{i}")),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(captured.checkpoint, None, "no number until written");
+        assert_eq!(captured.progress.items_processed, i);
+    }
+    assert_eq!(session.flush().unwrap(), Some(50));
+    let numbers = session.store().numbers(session.task_id()).unwrap();
+    assert_eq!(numbers, (1..=50).collect::<Vec<_>>());
+    for n in numbers {
+        let found = session.store().read(session.task_id(), n).unwrap();
+        assert_eq!(found.view().state.get(), (n - 1).to_string());
+    }
+}
+
+#[test]
+fn async_write_errors_surface_on_the_next_call() {
+    let dir = TempDir::new();
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"").unwrap();
+    let mut cfg = SessionConfig::new(TaskId::parse("t").unwrap(), &blocker);
+    cfg.async_writes = true;
+    cfg.auto_resume = false; // opening reads nothing, so the error comes from the writer
+    let session = open(cfg);
+    session.checkpoint(CheckpointRequest::default()).unwrap();
+    let err = session.flush().unwrap_err();
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+    assert!(session.flush().is_ok(), "reported once");
+}
+
+#[test]
+fn sync_operations_wait_for_async_writes() {
+    let dir = TempDir::new();
+    let mut cfg = config(&dir, "t");
+    cfg.async_writes = true;
+    let session = open(cfg);
+    session
+        .checkpoint(CheckpointRequest {
+            progress: Some(7),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(session.checkpoint_exists().unwrap());
+    let done = session.complete(None).unwrap();
+    assert_eq!(done.checkpoint, Some(2));
+    assert_eq!(
+        session
+            .restore(None)
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .progress
+            .items_processed,
+        7
+    );
+}

@@ -252,6 +252,52 @@ impl Dir {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
+    /// Replaces the contents of `name` in place (creating it, 0600, if
+    /// missing). Only for files that are checked on every read and rebuilt
+    /// when torn — the caches — since a crash or a concurrent reader can see
+    /// a half-written file. Refuses links: a symlink by O_NOFOLLOW, a hard
+    /// link (which could lead outside the store) by replacing it.
+    pub fn overwrite_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let path = || self.child_path(name);
+        let c = cstr(name).map_err(|e| Error::io("write", path(), e))?;
+        let mut replaced = false;
+        let file = loop {
+            let fd = retry_eintr(|| unsafe {
+                libc::openat(
+                    self.raw(),
+                    c.as_ptr(),
+                    libc::O_WRONLY
+                        | libc::O_CREAT
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC
+                        | libc::O_NONBLOCK,
+                    FILE_MODE as libc::c_uint,
+                )
+            })
+            .map_err(|e| self.explain(name, "write", e))?;
+            let file = unsafe { File::from_raw_fd(fd) };
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            retry_eintr(|| unsafe { libc::fstat(fd, &mut st) })
+                .map_err(|e| Error::io("inspect", path(), e))?;
+            let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+            if regular && st.st_nlink == 1 {
+                break file;
+            }
+            if replaced || !regular {
+                return Err(Error::UnsafeStore {
+                    path: path(),
+                    reason: "is not a plain file of the store's own".into(),
+                });
+            }
+            self.unlink(name)?;
+            replaced = true;
+        };
+        file.write_all_at(bytes, 0)
+            .and_then(|_| file.set_len(bytes.len() as u64))
+            .map_err(|e| Error::io("write", path(), e))
+    }
+
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (f, t) = (cstr(from), cstr(to));
         let (Ok(f), Ok(t)) = (f, t) else {

@@ -1,0 +1,210 @@
+# frozen_string_literal: true
+
+# The gem against what a Ruby user would write instead (bench/ruby_baseline.rb,
+# a copy of ../shared/bench/ruby_baseline.rb), side by side in one run.
+# Each timed case alternates gem and baseline iteration by iteration, so both
+# see the same disk weather, and reports medians and their ratio.
+#
+#   rake bench                    the full run (a few minutes)
+#   BENCH_QUICK=1 rake bench      tiny sizes, for breakage only (what CI runs)
+#   BENCH_DIR=/some/disk rake bench   where the stores live (default: a temp dir under Dir.pwd)
+require "master"
+require "tmpdir"
+require "fileutils"
+require "json"
+require "rbconfig"
+require "etc"
+require "time"
+require_relative "ruby_baseline"
+
+module Bench
+  QUICK = ENV["BENCH_QUICK"] == "1"
+  SCALE = QUICK ? 0.02 : 1.0
+  ROWS = []
+
+  module_function
+
+  def reps(n)
+    [(n * SCALE).ceil, 3].max
+  end
+
+  def now
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+
+  def median(samples)
+    sorted = samples.sort
+    sorted[sorted.size / 2]
+  end
+
+  # Times `gem` and `baseline` alternately; the blocks get the iteration
+  # index. `settle`, if given, runs untimed before each timed block.
+  def pair(name, count, target: nil, unit: "ms", gem_label: nil, settle: nil)
+    gem_times = []
+    base_times = []
+    count.times do |i|
+      settle&.call
+      t = now
+      yield(:gem, i)
+      gem_times << now - t
+      settle&.call
+      t = now
+      yield(:baseline, i)
+      base_times << now - t
+    end
+    record(name, median(gem_times), median(base_times), target, unit, gem_label)
+  end
+
+  def record(name, gem, baseline, target, unit, note = nil)
+    scale = { "ms" => 1e3, "ns" => 1e9, "MB" => 1.0 }.fetch(unit)
+    ratio = gem / baseline
+    met = target && (target.start_with?("<=") ? ratio <= target[2..].to_f : ratio >= target[2..].to_f)
+    ROWS << [name, format("%.3f %s", gem * scale, unit), format("%.3f %s", baseline * scale, unit),
+             format("%.3f", ratio), target ? "#{target} #{met ? 'met' : 'MISSED'}" : "", note]
+    puts format("%-46s %14s %14s %8s  %s", *ROWS.last.first(5))
+  end
+
+  def table
+    header = "| case | gem | baseline | gem / baseline | target |\n| --- | --- | --- | --- | --- |\n"
+    header + ROWS.map { |r| "| #{r[0]}#{" (#{r[5]})" if r[5]} | #{r[1]} | #{r[2]} | #{r[3]} | #{r[4]} |" }.join("\n")
+  end
+end
+
+def empty_method; end
+
+dir = Dir.mktmpdir("master-bench", ENV["BENCH_DIR"] || Dir.pwd)
+at_exit { FileUtils.rm_rf(dir) }
+puts "master #{MASTER::VERSION} bench on #{RUBY_DESCRIPTION}, #{Etc.respond_to?(:nprocessors) ? Etc.nprocessors : '?'} cores, store #{dir}"
+puts format("%-46s %14s %14s %8s  %s", "case", "gem", "baseline", "ratio", "target")
+
+# --- tick that writes nothing -------------------------------------------------
+session = MASTER::SessionRecovery.new(task_id: "tick", checkpoint_dir: File.join(dir, "tick"), logger: nil,
+                                      checkpoint_on_items: 1_000_000_000, checkpoint_interval: 1e9)
+ticker = RubyBaseline::Ticker.new(every_items: 1_000_000_000, every_seconds: 1e9)
+calls = Bench.reps(2_000_000)
+loop_cost = Bench.median(Array.new(5) do
+  t = Bench.now
+  i = 0
+  while i < calls
+    i += 1
+  end
+  Bench.now - t
+end)
+tick_times = { gem: [], baseline: [], empty: [] }
+7.times do
+  { gem: -> { session.tick }, baseline: -> { ticker.tick }, empty: -> { empty_method } }.each do |key, _|
+    t = Bench.now
+    i = 0
+    case key
+    when :gem then (session.tick; i += 1) while i < calls
+    when :baseline then (ticker.tick; i += 1) while i < calls
+    else (empty_method; i += 1) while i < calls
+    end
+    tick_times[key] << (Bench.now - t - loop_cost) / calls
+  end
+end
+Bench.record("tick that writes nothing (per call)", Bench.median(tick_times[:gem]), Bench.median(tick_times[:baseline]),
+             "<=0.4", "ns", "an empty Ruby method call: #{format('%.1f', Bench.median(tick_times[:empty]) * 1e9)} ns")
+
+# --- durable and async checkpoint, restore ------------------------------------
+[10, 20_000].each do |n|
+  doc = RubyBaseline.document(n)
+  state = doc[:state]
+  store = File.join(dir, "store-#{n}")
+  durable = MASTER::SessionRecovery.new(task_id: "durable-#{n}", checkpoint_dir: store, logger: nil)
+  base_path = File.join(dir, "baseline-#{n}.json")
+  count = Bench.reps(n > 1000 ? 100 : 300)
+  Bench.pair("durable checkpoint, #{n} entries", count, target: "<=1.0") do |side, i|
+    side == :gem ? durable.checkpoint(progress: i, data: state) : RubyBaseline.safe_write(base_path, doc)
+  end
+
+  async = MASTER::SessionRecovery.new(task_id: "async-#{n}", checkpoint_dir: store, logger: nil, async: true)
+  # The background write is drained, untimed, before each timed call, so it
+  # competes with neither side.
+  Bench.pair("async checkpoint, #{n} entries: caller's thread", count, target: "<=0.1",
+             settle: -> { async.flush }) do |side, i|
+    side == :gem ? async.checkpoint(progress: i, data: state) : RubyBaseline.safe_write(base_path, doc)
+  end
+  Bench.pair("async checkpoint, #{n} entries: until durable", count) do |side, i|
+    if side == :gem
+      async.checkpoint(progress: i, data: state)
+      async.flush
+    else
+      RubyBaseline.safe_write(base_path, doc)
+    end
+  end
+
+  Bench.pair("restore, #{n} entries", Bench.reps(n > 1000 ? 100 : 1000), target: "<=1.0") do |side, _|
+    side == :gem ? durable.restore : RubyBaseline.restore(base_path)
+  end
+end
+
+# --- list and cleanup over many tasks ------------------------------------------
+tasks = Bench::QUICK ? 200 : 10_000
+many = File.join(dir, "many")
+print "  (writing #{tasks} tasks for list/cleanup ...)"
+tasks.times do |i|
+  MASTER::SessionPersistence.save(format("task-%05d", i), { progress: { items_processed: i, items_total: tasks },
+                                                             budget: { allocated: 5.0, spent: 1.25 },
+                                                             state: { files: Array.new(20) { |j| "file_#{j}.rb" } } },
+                                  checkpoint_dir: many)
+end
+puts " done"
+parse_every_latest = lambda do |root|
+  Dir.children(root).filter_map do |task|
+    path = File.join(root, task)
+    next unless File.directory?(path)
+
+    latest = Dir.children(path).grep(/\Acheckpoint_\d+\.json\z/).max_by { |f| f[/\d+/].to_i }
+    latest && RubyBaseline.restore(File.join(path, latest))
+  end
+end
+MASTER::SessionPersistence.list(checkpoint_dir: many) # index.json as a user's store has it
+Bench.pair("list over #{tasks} tasks", Bench.reps(15), target: "<=0.05", gem_label: "vs parsing every latest checkpoint") do |side, _|
+  side == :gem ? MASTER::SessionPersistence.list(checkpoint_dir: many) : parse_every_latest.call(many)
+end
+Bench.pair("cleanup over #{tasks} tasks, removing none", Bench.reps(15)) do |side, _|
+  if side == :gem
+    MASTER::SessionPersistence.cleanup(older_than: 86_400, checkpoint_dir: many)
+  else
+    parse_every_latest.call(many).each { |doc| Time.now - Time.iso8601(doc[:timestamp]) > 86_400 }
+  end
+end
+
+# --- peak memory of a 100 MB state ----------------------------------------------
+MB = Bench::QUICK ? 2 : 100
+memory_script = <<~RUBY
+  require "master"
+  require #{File.expand_path('ruby_baseline', __dir__).dump}
+  def hwm = File.read("/proc/self/status")[/VmHWM:\\s+(\\d+)/, 1].to_i * 1024
+  def rss = File.read("/proc/self/status")[/VmRSS:\\s+(\\d+)/, 1].to_i * 1024
+  mode, dir = ARGV
+  store = File.join(dir, "mem")
+  path = File.join(dir, "mem.json")
+  if mode.end_with?("write")
+    state = { files: Array.new(#{MB} * 10_000) { |i| format("app/models/file_%090d.rb", i) } }
+    GC.start
+    before = rss
+    if mode == "gem_write"
+      MASTER::SessionRecovery.new(task_id: "mem", checkpoint_dir: store, logger: nil, max_checkpoints: 1).checkpoint(data: state)
+    else
+      RubyBaseline.safe_write(path, { state: state })
+    end
+  else
+    GC.start
+    before = rss
+    result = mode == "gem_read" ? MASTER::SessionRecovery.new(task_id: "mem", checkpoint_dir: store, logger: nil, auto_resume: false).restore : RubyBaseline.restore(path)
+  end
+  puts hwm - before
+RUBY
+peaks = %w[gem_write baseline_write gem_read baseline_read].to_h do |mode|
+  out = IO.popen([RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-e", memory_script, mode, dir], &:read)
+  [mode, out.to_i / 1e6]
+end
+Bench.record("peak memory, checkpoint of a #{MB} MB state", peaks["gem_write"], peaks["baseline_write"], nil, "MB",
+             "above the state itself")
+Bench.record("peak memory, restore of a #{MB} MB state", peaks["gem_read"], peaks["baseline_read"], nil, "MB")
+
+puts
+puts Bench.table
+File.write(ENV["BENCH_TABLE"], Bench.table + "\n") if ENV["BENCH_TABLE"]
