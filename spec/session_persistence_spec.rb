@@ -2,7 +2,7 @@
 
 RSpec.describe MASTER::SessionPersistence do
   describe ".save and .load" do
-    it "round-trips every key given, adding the envelope" do
+    it "round-trips every key given, adding the envelope", :gc_stress do
       data = { notes: "café", list: [1, 2.5, nil, true], nested: { deep: { "k" => "v" } } }
       expect(described_class.save("legacy", data)).to eq(1)
       loaded = described_class.load("legacy")
@@ -35,7 +35,7 @@ RSpec.describe MASTER::SessionPersistence do
   end
 
   describe ".list" do
-    it "returns one summary per task, newest first" do
+    it "returns one summary per task, newest first", :gc_stress do
       described_class.save("old", { timestamp: "2020-01-01T00:00:00Z" })
       MASTER::SessionRecovery.new(task_id: "new", budget: 5.0).tap { |s| s.track_cost(2.13) }
                              .checkpoint(progress: 45, items_total: 100)

@@ -102,7 +102,7 @@ RSpec.describe MASTER::SessionRecovery do
         .to eq(%w[checkpoint_003.json checkpoint_004.json checkpoint_005.json])
     end
 
-    it "restores String keys as Symbols and Symbol values as Strings" do
+    it "restores String keys as Symbols and Symbol values as Strings", :gc_stress do
       s = session
       s.checkpoint(data: { "name" => :value, nested: [{ "k" => nil }], f: 1.5, big: 2**62, neg: -7, t: true })
       expect(s.restore[:data]).to eq(name: "value", nested: [{ k: nil }], f: 1.5, big: 2**62, neg: -7, t: true)
@@ -185,7 +185,7 @@ RSpec.describe MASTER::SessionRecovery do
   end
 
   describe "#checkpoint_error, #can_retry? and #retry_from_checkpoint" do
-    it "records the error, keeps the good data and counts toward max_retries" do
+    it "records the error, keeps the good data and counts toward max_retries", :gc_stress do
       s = session(max_retries: 2)
       s.checkpoint(progress: 5, data: { good: true })
       error = begin

@@ -71,23 +71,25 @@ fn is_plain_symbol(name: &str) -> bool {
 
 enum Problem {
     /// Not a JSON value: TypeError. `value` is shown with `inspect`.
-    Type {
-        path: String,
-        what: String,
-        value: VALUE,
-    },
-    /// Too deep, duplicate keys: ArgumentError.
-    Argument(String),
+    Type { what: String, value: VALUE },
+    /// Deeper than MAX_DEPTH: ArgumentError.
+    TooDeep,
+    /// `{"a" => 1, a: 2}`: ArgumentError.
+    DuplicateKey(String),
 }
 
-struct Encoder<'a> {
-    root: &'a str,
+/// Walks a Ruby value writing JSON. The key path of a problem is collected
+/// only when there is one, as the walk unwinds (innermost segment first),
+/// so the common case pays nothing for it.
+struct Encoder {
     out: Vec<u8>,
+    /// Segments from the problem outwards; reversed when reported.
     path: Vec<Segment>,
     depth: usize,
     canonical: bool,
     problem: Option<Problem>,
     utf8: c_int,
+    binary: c_int,
 }
 
 pub struct Encoded {
@@ -117,14 +119,51 @@ fn hint_for(class: &str) -> &'static str {
     }
 }
 
-impl Encoder<'_> {
-    fn path(&self) -> String {
-        KeyPath(self.root, &self.path).to_string()
-    }
+const CODERANGE_MASK: VALUE = ruby_coderange_type::RUBY_ENC_CODERANGE_BROKEN as VALUE;
+const CODERANGE_7BIT: VALUE = ruby_coderange_type::RUBY_ENC_CODERANGE_7BIT as VALUE;
+const CODERANGE_VALID: VALUE = ruby_coderange_type::RUBY_ENC_CODERANGE_VALID as VALUE;
 
+/// A string's coderange from its flags, scanning only when Ruby has not yet.
+unsafe fn coderange(s: VALUE) -> VALUE {
+    let known = (*(s as *const rb_sys::RBasic)).flags & CODERANGE_MASK;
+    if known != 0 {
+        known
+    } else {
+        rb_sys::rb_enc_str_coderange(s) as VALUE
+    }
+}
+
+/// True if `bytes` need no escaping inside a JSON string: no control
+/// character, quote or backslash. Eight bytes at a time with the classic
+/// SWAR tests (short strings are the common case; SIMD setup would dominate).
+#[inline]
+fn plain(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    #[inline(always)]
+    fn has_zero_byte(x: u64) -> u64 {
+        x.wrapping_sub(ONES) & !x & HIGHS
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        // A byte below 0x20 (any byte with the high bit set cannot be).
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        let quote = has_zero_byte(x ^ (ONES * b'"' as u64));
+        let backslash = has_zero_byte(x ^ (ONES * b'\\' as u64));
+        if control | quote | backslash != 0 {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+impl Encoder {
     fn refuse(&mut self, what: impl Into<String>, value: VALUE) -> bool {
         self.problem = Some(Problem::Type {
-            path: self.path(),
             what: what.into(),
             value,
         });
@@ -215,20 +254,21 @@ impl Encoder<'_> {
     unsafe fn utf8<'s>(&mut self, s: VALUE) -> Result<&'s str, String> {
         let bytes =
             std::slice::from_raw_parts(RSTRING_PTR(s) as *const u8, RSTRING_LEN(s) as usize);
-        let range = rb_sys::rb_enc_str_coderange(s) as u32;
-        let seven_bit = range == ruby_coderange_type::RUBY_ENC_CODERANGE_7BIT as u32;
-        let valid = range == ruby_coderange_type::RUBY_ENC_CODERANGE_VALID as u32;
-        let encoding = rb_sys::rb_enc_get_index(s);
-        if seven_bit || (valid && encoding == self.utf8) {
-            // SAFETY: Ruby has just checked these bytes are valid UTF-8 (or ASCII).
+        let range = coderange(s);
+        // Seven-bit text is UTF-8 whatever its encoding says.
+        if range == CODERANGE_7BIT
+            || (range == CODERANGE_VALID && rb_sys::rb_enc_get_index(s) == self.utf8)
+        {
+            // SAFETY: Ruby has checked these bytes are valid UTF-8 (or ASCII).
             return Ok(std::str::from_utf8_unchecked(bytes));
         }
+        let encoding = rb_sys::rb_enc_get_index(s);
         let name = CStr::from_ptr((*rb_sys::rb_enc_from_index(encoding)).name).to_string_lossy();
-        Err(if encoding == rb_sys::rb_ascii8bit_encindex() {
+        Err(if encoding == self.binary {
             "a binary (ASCII-8BIT) String, and JSON holds only text; call .force_encoding(\"UTF-8\") \
              if it is UTF-8 text, or store it Base64-encoded"
                 .to_string()
-        } else if valid {
+        } else if range == CODERANGE_VALID {
             format!("a String in {name}, not UTF-8; call .encode(\"UTF-8\") first")
         } else {
             format!(
@@ -238,10 +278,29 @@ impl Encoder<'_> {
         })
     }
 
+    fn write_str(&mut self, text: &str) {
+        let bytes = text.as_bytes();
+        if plain(bytes) {
+            let len = bytes.len();
+            self.out.reserve(len + 2);
+            // SAFETY: `reserve` made room for the quotes and the bytes.
+            unsafe {
+                let at = self.out.len();
+                let dst = self.out.as_mut_ptr().add(at);
+                *dst = b'"';
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst.add(1), len);
+                *dst.add(len + 1) = b'"';
+                self.out.set_len(at + len + 2);
+            }
+        } else {
+            serde_json::to_writer(&mut self.out, text).expect("writing to a Vec cannot fail");
+        }
+    }
+
     unsafe fn string(&mut self, s: VALUE) -> bool {
         match self.utf8(s) {
             Ok(text) => {
-                serde_json::to_writer(&mut self.out, text).expect("writing to a Vec cannot fail");
+                self.write_str(text);
                 true
             }
             Err(what) => self.refuse(what, s),
@@ -251,12 +310,7 @@ impl Encoder<'_> {
     fn enter(&mut self) -> bool {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            self.problem = Some(Problem::Argument(format!(
-                "{} nests deeper than {MAX_DEPTH} levels (at {}); flatten it, \
-                 or check for a structure that contains itself",
-                self.root,
-                self.path()
-            )));
+            self.problem = Some(Problem::TooDeep);
             return false;
         }
         true
@@ -272,16 +326,15 @@ impl Encoder<'_> {
         self.out.push(b'[');
         // No Ruby code runs during the walk, so the array cannot change under us.
         let len = RARRAY_LEN(v) as usize;
+        let items = RARRAY_CONST_PTR(v);
         for i in 0..len {
             if i > 0 {
                 self.out.push(b',');
             }
-            let item = *RARRAY_CONST_PTR(v).add(i);
-            self.path.push(Segment::Index(i));
-            if !self.value(item) {
+            if !self.value(*items.add(i)) {
+                self.path.push(Segment::Index(i));
                 return false;
             }
-            self.path.pop();
         }
         self.out.push(b']');
         self.depth -= 1;
@@ -335,12 +388,9 @@ impl Encoder<'_> {
                 RSTRING_LEN(text) as usize,
             );
             if !seen.insert(bytes.to_vec()) {
-                let name = String::from_utf8_lossy(bytes);
-                self.problem = Some(Problem::Argument(format!(
-                    "{} has both {name:?} and :{name} as keys of one Hash; they are the same key \
-                     in JSON, so one would be lost",
-                    self.path()
-                )));
+                self.problem = Some(Problem::DuplicateKey(
+                    String::from_utf8_lossy(bytes).into_owned(),
+                ));
                 return false;
             }
         }
@@ -348,8 +398,8 @@ impl Encoder<'_> {
     }
 }
 
-struct HashWalk<'e, 'a> {
-    encoder: &'e mut Encoder<'a>,
+struct HashWalk<'e> {
+    encoder: &'e mut Encoder,
     first: bool,
     symbol_keys: bool,
     string_keys: bool,
@@ -369,34 +419,27 @@ unsafe extern "C" fn each_pair(key: VALUE, value: VALUE, arg: VALUE) -> c_int {
         Ok(true) => ST_CONTINUE,
         Ok(false) => ST_STOP,
         Err(_) => {
-            walk.encoder.problem = Some(Problem::Argument(format!(
-                "{} could not be encoded (internal error)",
-                walk.encoder.path()
-            )));
+            walk.encoder.problem = Some(Problem::Type {
+                what: "not encodable (an internal error)".into(),
+                value: key,
+            });
             ST_STOP
         }
     }
 }
 
-impl HashWalk<'_, '_> {
+impl HashWalk<'_> {
     unsafe fn pair(&mut self, key: VALUE, value: VALUE) -> bool {
         let e = &mut *self.encoder;
-        let (name, segment) = if STATIC_SYM_P(key)
-            || (!SPECIAL_CONST_P(key) && RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_SYMBOL)
-        {
+        let symbol = STATIC_SYM_P(key)
+            || (!SPECIAL_CONST_P(key) && RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_SYMBOL);
+        let text = if symbol {
             self.symbol_keys = true;
-            let text = rb_sys::rb_sym2str(key);
-            match e.utf8(text) {
-                Ok(name) => (name, Segment::Symbol(name.to_owned())),
-                Err(what) => return e.refuse(format!("a key that is {what}"), key),
-            }
+            rb_sys::rb_sym2str(key)
         } else if !SPECIAL_CONST_P(key) && RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_STRING {
             self.string_keys = true;
             e.canonical = false;
-            match e.utf8(key) {
-                Ok(name) => (name, Segment::Key(name.to_owned())),
-                Err(what) => return e.refuse(format!("a key that is {what}"), key),
-            }
+            key
         } else {
             let class = class_name(key);
             return e.refuse(
@@ -404,18 +447,25 @@ impl HashWalk<'_, '_> {
                 key,
             );
         };
+        let name = match e.utf8(text) {
+            Ok(name) => name,
+            Err(what) => return e.refuse(format!("a key that is {what}"), key),
+        };
         if !self.first {
             e.out.push(b',');
         }
         self.first = false;
-        serde_json::to_writer(&mut e.out, name).expect("writing to a Vec cannot fail");
+        e.write_str(name);
         e.out.push(b':');
-        e.path.push(segment);
-        let ok = e.value(value);
-        if ok {
-            e.path.pop();
+        if e.value(value) {
+            return true;
         }
-        ok
+        e.path.push(if symbol {
+            Segment::Symbol(name.to_owned())
+        } else {
+            Segment::Key(name.to_owned())
+        });
+        false
     }
 }
 
@@ -453,28 +503,41 @@ fn itoa_buf(n: i64) -> ItoaBuf {
 /// Encodes `value` as JSON, naming `root` (e.g. "data") in any error.
 pub fn to_json(ruby: &Ruby, value: Value, root: &str) -> Result<Encoded, Error> {
     let mut encoder = Encoder {
-        root,
         out: Vec::with_capacity(256),
         path: Vec::new(),
         depth: 0,
         canonical: true,
         problem: None,
         utf8: unsafe { rb_sys::rb_utf8_encindex() },
+        binary: unsafe { rb_sys::rb_ascii8bit_encindex() },
     };
     let ok = unsafe { encoder.value(value.as_raw()) };
-    match encoder.problem.take() {
-        None if ok => Ok(Encoded {
-            json: encoder.out,
-            canonical: encoder.canonical,
-        }),
-        None => Err(arg_error(format!("{root} could not be encoded"))),
-        Some(Problem::Argument(message)) => Err(arg_error(message)),
-        Some(Problem::Type { path, what, value }) => {
-            // Safe to run Ruby code again: the walk is over.
-            let shown = inspect(ruby, value);
-            Err(type_error(format!("{path} is {what} (got {shown})")))
+    let Some(problem) = encoder.problem.take() else {
+        return if ok {
+            Ok(Encoded {
+                json: encoder.out,
+                canonical: encoder.canonical,
+            })
+        } else {
+            Err(arg_error(format!("{root} could not be encoded")))
+        };
+    };
+    encoder.path.reverse();
+    let path = KeyPath(root, &encoder.path).to_string();
+    // Safe to run Ruby code again: the walk is over.
+    Err(match problem {
+        Problem::Type { what, value } => {
+            type_error(format!("{path} is {what} (got {})", inspect(ruby, value)))
         }
-    }
+        Problem::TooDeep => arg_error(format!(
+            "{root} nests deeper than {MAX_DEPTH} levels (at {path}); flatten it, \
+             or check for a structure that contains itself"
+        )),
+        Problem::DuplicateKey(name) => arg_error(format!(
+            "{path} has both {name:?} and :{name} as keys of one Hash; they are the same key \
+             in JSON, so one would be lost"
+        )),
+    })
 }
 
 /// `value.inspect`, cut short, never raising.
@@ -729,4 +792,75 @@ pub fn hash_get(hash: RHash, key: &str) -> Value {
     let ruby = Ruby::get_with(hash);
     hash.get(ruby.to_symbol(key))
         .unwrap_or_else(|| ruby.qnil().as_value())
+}
+
+/// A static Symbol, interned once per call site. Static symbols are never
+/// collected, so the raw VALUE may be kept.
+#[macro_export]
+macro_rules! sym {
+    ($name:literal) => {{
+        static SYMBOL: std::sync::OnceLock<rb_sys::VALUE> = std::sync::OnceLock::new();
+        let name: &'static str = $name;
+        *SYMBOL.get_or_init(|| unsafe {
+            rb_sys::rb_id2sym(rb_sys::rb_intern2(
+                name.as_ptr() as *const std::ffi::c_char,
+                name.len() as std::ffi::c_long,
+            ))
+        })
+    }};
+}
+
+/// A Hash from key/value pairs in one call. The pairs live on the caller's
+/// stack, where Ruby's GC sees them while they are built.
+pub fn hash_of(pairs: &[VALUE]) -> VALUE {
+    unsafe {
+        let hash = rb_sys::rb_hash_new();
+        rb_sys::rb_hash_bulk_insert(pairs.len() as c_long, pairs.as_ptr(), hash);
+        hash
+    }
+}
+
+pub fn str_value(text: &str) -> VALUE {
+    unsafe { rb_sys::rb_utf8_str_new(text.as_ptr() as *const _, text.len() as c_long) }
+}
+
+pub fn u64_value(n: u64) -> VALUE {
+    unsafe { rb_sys::rb_ull2inum(n) }
+}
+
+pub fn f64_value(f: f64) -> VALUE {
+    unsafe { rb_sys::rb_float_new(f) }
+}
+
+pub fn opt<T>(value: Option<T>, to_value: impl FnOnce(T) -> VALUE) -> VALUE {
+    value.map_or(QNIL, to_value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+
+    #[test]
+    fn plain_agrees_with_the_byte_by_byte_rule() {
+        let slow = |b: &[u8]| b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\');
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"app/models/file_1.rb".to_vec(),
+            "caf\u{e9} \u{1f600}".into(),
+        ];
+        for len in 0..20 {
+            for bad in [
+                0u8, 0x1f, b'"', b'\\', 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']',
+            ] {
+                for at in 0..len {
+                    let mut v = vec![b'a'; len];
+                    v[at] = bad;
+                    cases.push(v);
+                }
+            }
+        }
+        for case in cases {
+            assert_eq!(plain(&case), slow(&case), "{case:?}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{function, prelude::*, Error, RArray, RHash, Ruby, Value};
 
 use super::convert::{self, to_json};
@@ -30,17 +31,40 @@ fn time_or_nil(ruby: &Ruby, text: &str) -> Result<Value, Error> {
 }
 
 /// A task summary as a Hash with Symbol keys; its two times as `Time`.
+/// Built by hand with interned keys: `list` makes ten thousand of these.
+#[rustfmt::skip]
 pub fn summary_hash(ruby: &Ruby, summary: &TaskSummary) -> Result<RHash, Error> {
-    let hash: RHash = serde_magnus::serialize(ruby, summary)?;
-    hash.aset(
-        ruby.to_symbol("created_at"),
-        time_or_nil(ruby, &summary.created_at)?,
-    )?;
-    hash.aset(
-        ruby.to_symbol("updated_at"),
-        time_or_nil(ruby, &summary.updated_at)?,
-    )?;
-    Ok(hash)
+    use crate::sym;
+    use convert::{f64_value, hash_of, opt, str_value, u64_value};
+    let p = &summary.progress;
+    let b = &summary.budget;
+    let money = |m: crate::budget::Money| f64_value(m.to_f64());
+    let progress = hash_of(&[
+        sym!("items_processed"), u64_value(p.items_processed),
+        sym!("items_total"), opt(p.items_total, u64_value),
+        sym!("percentage"), opt(p.percentage, f64_value),
+    ]);
+    let budget = hash_of(&[
+        sym!("allocated"), opt(b.allocated, money),
+        sym!("spent"), money(b.spent),
+        sym!("remaining"), opt(b.remaining, money),
+    ]);
+    let hash = hash_of(&[
+        sym!("task_id"), str_value(&summary.task_id),
+        sym!("version"), str_value(&summary.version),
+        sym!("status"), str_value(summary.status.as_str()),
+        sym!("latest_checkpoint"), u64_value(summary.latest_checkpoint),
+        sym!("latest_good_checkpoint"), opt(summary.latest_good_checkpoint, u64_value),
+        sym!("checkpoints"), u64_value(summary.checkpoints),
+        sym!("created_at"), time_or_nil(ruby, &summary.created_at)?.as_raw(),
+        sym!("updated_at"), time_or_nil(ruby, &summary.updated_at)?.as_raw(),
+        sym!("progress"), progress,
+        sym!("budget"), budget,
+        sym!("message"), opt(summary.message.as_deref(), str_value),
+        sym!("failures"), u64_value(summary.failures.into()),
+        sym!("retries"), u64_value(summary.retries.into()),
+    ]);
+    Ok(RHash::from_value(unsafe { Value::from_raw(hash) }).expect("a Hash"))
 }
 
 /// A whole checkpoint document as a Hash with Symbol keys, seal removed.
@@ -65,7 +89,7 @@ fn save(
         if RHash::from_value(data).is_none() {
             return Err(super::errors::type_error(format!(
                 "data must be a Hash (it becomes the checkpoint document); got {}",
-                convert::inspect(ruby, magnus::rb_sys::AsRawValue::as_raw(data))
+                convert::inspect(ruby, data.as_raw())
             )));
         }
         let encoded = to_json(ruby, data, "data")?;

@@ -5,10 +5,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use magnus::rb_sys::AsRawValue;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{
-    gc, method, prelude::*, typed_data::Obj, value::Opaque, DataTypeFunctions, Error, IntoValue,
-    RArray, RHash, RString, Ruby, TypedData, Value,
+    gc, method, prelude::*, typed_data::Obj, value::Opaque, DataTypeFunctions, Error, RArray,
+    RHash, RString, Ruby, TypedData, Value,
 };
 use serde_json::value::RawValue;
 
@@ -88,7 +88,10 @@ pub fn json_value(json: &[u8], what: &str) -> Result<Value, Error> {
 }
 
 /// The restored-state hash of SPEC: what `restore` returns and callbacks get.
+#[rustfmt::skip]
 fn snapshot_hash(ruby: &Ruby, snapshot: &Snapshot, data: Option<Value>) -> Result<RHash, Error> {
+    use crate::sym;
+    use convert::{f64_value, hash_of, opt, str_value, u64_value};
     let data = match data {
         Some(data) => data,
         None => json_value(snapshot.data.as_bytes(), "data")?,
@@ -97,31 +100,30 @@ fn snapshot_hash(ruby: &Ruby, snapshot: &Snapshot, data: Option<Value>) -> Resul
         Some(raw) => json_value(raw.as_bytes(), "error")?,
         None => ruby.qnil().as_value(),
     };
-    let hash = ruby.hash_new();
-    let set = |key: &str, value: Value| hash.aset(ruby.to_symbol(key), value);
-    set("task_id", ruby.str_new(&snapshot.task_id).as_value())?;
-    set("checkpoint", snapshot.checkpoint.into_value_with(ruby))?;
-    set("timestamp", convert::time(ruby, snapshot.timestamp)?)?;
-    set("status", ruby.str_new(snapshot.status.as_str()).as_value())?;
-    set(
-        "progress",
-        snapshot.progress.items_processed.into_value_with(ruby),
-    )?;
-    set(
-        "items_total",
-        snapshot.progress.items_total.into_value_with(ruby),
-    )?;
-    set(
-        "percentage",
-        snapshot.progress.percentage.into_value_with(ruby),
-    )?;
-    set("data", data)?;
-    set("message", snapshot.message.as_deref().into_value_with(ruby))?;
-    set("budget", budget_hash(ruby, &snapshot.budget)?.as_value())?;
-    set("error", error)?;
-    set("failures", snapshot.failures.into_value_with(ruby))?;
-    set("retries", snapshot.retries.into_value_with(ruby))?;
-    Ok(hash)
+    let b = &snapshot.budget;
+    let money = |m: Money| f64_value(m.to_f64());
+    let budget = hash_of(&[
+        sym!("allocated"), opt(b.allocated, money),
+        sym!("spent"), money(b.spent),
+        sym!("remaining"), opt(b.remaining, money),
+    ]);
+    let p = &snapshot.progress;
+    let hash = hash_of(&[
+        sym!("task_id"), str_value(&snapshot.task_id),
+        sym!("checkpoint"), opt(snapshot.checkpoint, u64_value),
+        sym!("timestamp"), convert::time(ruby, snapshot.timestamp)?.as_raw(),
+        sym!("status"), str_value(snapshot.status.as_str()),
+        sym!("progress"), u64_value(p.items_processed),
+        sym!("items_total"), opt(p.items_total, u64_value),
+        sym!("percentage"), opt(p.percentage, f64_value),
+        sym!("data"), data.as_raw(),
+        sym!("message"), opt(snapshot.message.as_deref(), str_value),
+        sym!("budget"), budget,
+        sym!("error"), error.as_raw(),
+        sym!("failures"), u64_value(snapshot.failures.into()),
+        sym!("retries"), u64_value(snapshot.retries.into()),
+    ]);
+    Ok(RHash::from_value(unsafe { Value::from_raw(hash) }).expect("a Hash"))
 }
 
 fn call(ruby: &Ruby, callback: Option<Opaque<Value>>, state: RHash) -> Result<(), Error> {

@@ -16,7 +16,7 @@ pub mod layout;
 pub mod seal;
 pub mod summary;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -509,9 +509,7 @@ impl Store {
 
     fn summary_in(&self, task_dir: &Dir, task: &TaskId) -> Result<Option<TaskSummary>> {
         if let Some(summary) = read_json_sealed::<TaskSummary>(task_dir, METADATA_FILE) {
-            if summary.task_id == task.as_str()
-                && is_fresh(task_dir, "", summary.latest_checkpoint)?
-            {
+            if summary.task_id == task.as_str() && is_fresh(task_dir, summary.latest_checkpoint)? {
                 return Ok(Some(summary));
             }
         }
@@ -554,10 +552,10 @@ impl Store {
         let Some(root) = self.open_root()? else {
             return Ok(listing);
         };
-        let index: IndexFile = read_json_sealed(&root, INDEX_FILE).unwrap_or_default();
+        let mut index: IndexFile = read_json_sealed(&root, INDEX_FILE).unwrap_or_default();
         let mut rebuilt = BTreeMap::new();
-        let mut present = BTreeSet::new();
-        for entry in root.entries()? {
+        let entries = root.entries()?;
+        for entry in &entries {
             if entry.name.starts_with('.') || entry.name == INDEX_FILE {
                 continue;
             }
@@ -574,10 +572,9 @@ impl Store {
             let Ok(task) = TaskId::parse(&entry.name) else {
                 continue;
             };
-            present.insert(entry.name.clone());
-            if let Some(row) = index.tasks.get(&entry.name) {
-                if is_fresh(&root, &entry.name, row.latest_checkpoint)? {
-                    listing.tasks.push(row.clone());
+            if let Some(row) = index.tasks.remove(&entry.name) {
+                if index_row_is_fresh(&root, &entry.name, row.latest_checkpoint)? {
+                    listing.tasks.push(row);
                     continue;
                 }
             }
@@ -603,13 +600,15 @@ impl Store {
                     .push(format!("skipped task {:?}: {e}", entry.name)),
             }
         }
-        let vanished = index.tasks.keys().any(|k| !present.contains(k));
+        // Rows are taken out as their directories are met: what is left has none.
+        let vanished = !index.tasks.is_empty();
         if !rebuilt.is_empty() || vanished {
+            let present: HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
             // Best effort: the listing is right whether or not the cache is.
             let _ = self.update_index(&root, |current| {
-                current
-                    .tasks
-                    .retain(|k, _| present.contains(k) || root.stat(k).ok().flatten().is_some());
+                current.tasks.retain(|k, _| {
+                    present.contains(k.as_str()) || root.stat(k).ok().flatten().is_some()
+                });
                 for (task, summary) in rebuilt {
                     let stale = current
                         .tasks
@@ -698,20 +697,22 @@ fn temp_name_in(prefix: &str) -> String {
     format!("{prefix}{}", unique.trim_start_matches('.'))
 }
 
-/// A summary naming checkpoint `latest` is current when that file exists
-/// and the next one does not (a crash after a commit leaves the next one).
-fn is_fresh(dir: &Dir, task_prefix: &str, latest: u64) -> Result<bool> {
-    let path = |n: u64| {
-        if task_prefix.is_empty() {
-            checkpoint_file_name(n)
-        } else {
-            format!("{task_prefix}/{}", checkpoint_file_name(n))
-        }
-    };
-    let exists = dir
-        .stat(&path(latest))?
+/// A task's metadata.json naming checkpoint `latest` is current when that
+/// file exists and the next one does not (a writer killed after its commit
+/// leaves the next one behind).
+fn is_fresh(task_dir: &Dir, latest: u64) -> Result<bool> {
+    let exists = task_dir
+        .stat(&checkpoint_file_name(latest))?
         .is_some_and(|st| st.kind == EntryKind::File);
-    Ok(exists && dir.stat(&path(latest + 1))?.is_none())
+    Ok(exists && task_dir.stat(&checkpoint_file_name(latest + 1))?.is_none())
+}
+
+/// An index.json row naming checkpoint `latest` is current when the next
+/// file does not exist: every crash window of a write leaves that file
+/// (the commit comes before the caches), so one `stat` per task tells.
+fn index_row_is_fresh(root: &Dir, task: &str, latest: u64) -> Result<bool> {
+    let next = format!("{task}/{}", checkpoint_file_name(latest + 1));
+    Ok(root.stat(&next)?.is_none())
 }
 
 /// Deletes the oldest files beyond `max`, never the newest nor `keep`.

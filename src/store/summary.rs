@@ -4,7 +4,7 @@
 //! written atomically but without fsync: after a power loss they are checked,
 //! not trusted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +62,14 @@ impl TaskSummary {
 pub struct IndexFile {
     #[serde(default)]
     pub version: String,
-    #[serde(default)]
-    pub tasks: BTreeMap<String, TaskSummary>,
+    /// Looked up by task while listing; written sorted, for people and diffs.
+    #[serde(default, serialize_with = "sorted")]
+    pub tasks: HashMap<String, TaskSummary>,
+}
+
+fn sorted<S: serde::Serializer>(
+    tasks: &HashMap<String, TaskSummary>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    tasks.iter().collect::<BTreeMap<_, _>>().serialize(s)
 }
