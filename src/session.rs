@@ -41,12 +41,11 @@ impl RawJson {
         RawJson::new(b"{}".to_vec())
     }
 
-    /// The part of `json` that `part` (a slice of it) covers.
-    fn slice_of(json: &Arc<Vec<u8>>, part: &str) -> RawJson {
-        let start = part.as_ptr() as usize - json.as_ptr() as usize;
+    /// The bytes `range` of a shared buffer.
+    fn range_of(json: &Arc<Vec<u8>>, range: Range<usize>) -> RawJson {
         RawJson {
             buf: Arc::clone(json),
-            range: start..start + part.len(),
+            range,
         }
     }
 
@@ -116,22 +115,28 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn from_found(found: Found) -> Snapshot {
-        let json = Arc::new(found.json);
-        let view = crate::checkpoint::CheckpointView::parse(&json).expect("verified when read");
+    /// A verified checkpoint of `task` (the store checked it names `task`).
+    fn from_found(found: Found, task: &TaskId) -> Snapshot {
+        let Found {
+            number,
+            json,
+            envelope,
+        } = found;
+        let json = Arc::new(json);
+        let facts = envelope.facts;
         Snapshot {
-            task_id: view.task_id.clone(),
-            checkpoint: Some(found.number),
-            timestamp: view.time(),
-            status: view.status,
-            progress: view.progress.clone(),
-            data: RawJson::slice_of(&json, view.state.get()),
-            message: view.message.clone(),
-            budget: view.budget,
-            error: view.error.map(|e| RawJson::slice_of(&json, e.get())),
-            rollback_of: view.rollback_of,
-            failures: view.failures,
-            retries: view.retries,
+            task_id: task.to_string(),
+            checkpoint: Some(number),
+            timestamp: envelope.time,
+            status: facts.status,
+            progress: facts.progress,
+            data: RawJson::range_of(&json, envelope.state),
+            message: facts.message,
+            budget: facts.budget,
+            error: envelope.error.map(|range| RawJson::range_of(&json, range)),
+            rollback_of: envelope.rollback_of,
+            failures: facts.failures,
+            retries: facts.retries,
         }
     }
 }
@@ -360,7 +365,7 @@ impl Session {
             let mut warnings = skipped_warnings(&session.core.config.task_id, &lookup);
             match lookup.found {
                 Some(found) => {
-                    let snapshot = Snapshot::from_found(found);
+                    let snapshot = Snapshot::from_found(found, &session.core.config.task_id);
                     session.core.adopt(&snapshot, true);
                     Some(Restored {
                         snapshot,
@@ -544,7 +549,8 @@ impl Session {
             .store
             .find(&self.core.config.task_id, Pick::LatestGood)?;
         let warnings = skipped_warnings(&self.core.config.task_id, &lookup);
-        let snapshot = lookup.found.map(Snapshot::from_found);
+        let task = &self.core.config.task_id;
+        let snapshot = lookup.found.map(|found| Snapshot::from_found(found, task));
         match &snapshot {
             Some(snapshot) => self.core.adopt(snapshot, false),
             None => {
@@ -592,7 +598,7 @@ impl Session {
                 (found, warnings)
             }
         };
-        let target = Snapshot::from_found(target);
+        let target = Snapshot::from_found(target, task);
         let number = target.checkpoint.expect("read from the store");
         let snapshot = self.write(|state, ticker| {
             ticker.set_progress(target.progress.items_processed);
@@ -645,7 +651,7 @@ impl Session {
                 }
             }
         };
-        let snapshot = Snapshot::from_found(found);
+        let snapshot = Snapshot::from_found(found, task);
         let first_resume = !lock(&self.core.state).resumed;
         self.core.adopt(&snapshot, false);
         Ok(Some(Restored {

@@ -3,7 +3,9 @@
 //! so a symlink planted inside the store is refused instead of followed, and
 //! a directory renamed under us cannot redirect a write.
 
-use std::ffi::{CStr, CString};
+#[cfg(not(target_os = "linux"))]
+use std::ffi::CStr;
+use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -104,6 +106,26 @@ impl Dir {
         })
     }
 
+    /// Opens `path`, a directory that must not itself be a symbolic link
+    /// (the links above it are the user's business). `None` if missing.
+    pub fn open_nofollow(path: &Path) -> Result<Option<Dir>> {
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::invalid(format!("path {path:?} contains a NUL byte")))?;
+        match retry_eintr(|| unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        }) {
+            Ok(fd) => Ok(Some(Dir {
+                fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                path: path.to_path_buf(),
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("open directory", path, e)),
+        }
+    }
+
     /// Opens a directory, creating it and any missing parents (mode 0700).
     pub fn create_all(path: &Path) -> Result<Dir> {
         match Dir::open(path) {
@@ -197,8 +219,9 @@ impl Dir {
     }
 
     /// Opens a regular file for reading, refusing links and anything that is
-    /// not a regular file. `None` if it does not exist.
-    pub fn open_file(&self, name: &str) -> Result<Option<File>> {
+    /// not a regular file (a FIFO or device planted in the store). `None` if
+    /// it does not exist. Also gives its size.
+    pub fn open_file(&self, name: &str) -> Result<Option<(File, u64)>> {
         let path = || self.child_path(name);
         let c = cstr(name).map_err(|e| Error::io("open", path(), e))?;
         let fd = match retry_eintr(|| unsafe {
@@ -213,27 +236,39 @@ impl Dir {
             Err(e) => return Err(Error::io("open", path(), e)),
         };
         let file = unsafe { File::from_raw_fd(fd) };
-        let meta = file
-            .metadata()
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        retry_eintr(|| unsafe { libc::fstat(fd, &mut st) })
             .map_err(|e| Error::io("inspect", path(), e))?;
-        if !meta.is_file() {
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(Error::UnsafeStore {
                 path: path(),
                 reason: "is not a regular file".into(),
             });
         }
-        Ok(Some(file))
+        Ok(Some((file, st.st_size as u64)))
     }
 
     /// Reads a whole regular file; `None` if it does not exist.
     pub fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>> {
         use std::io::Read;
-        let Some(mut file) = self.open_file(name)? else {
+        let Some((mut file, size)) = self.open_file(name)? else {
             return Ok(None);
         };
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| Error::io("read", self.child_path(name), e))?;
+        // Sized from our fstat: File::read_to_end would stat and seek again.
+        let mut bytes = vec![0u8; size as usize + 1];
+        let mut len = 0;
+        loop {
+            if len == bytes.len() {
+                bytes.resize(len * 2, 0); // it grew since the fstat
+            }
+            match file.read(&mut bytes[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("read", self.child_path(name), e)),
+            }
+        }
+        bytes.truncate(len);
         Ok(Some(bytes))
     }
 
@@ -383,6 +418,74 @@ impl Dir {
     /// The entries of this directory, without `.` and `..`. Names that are
     /// not UTF-8 are skipped: the store never writes such names.
     pub fn entries(&self) -> Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        let mut push = |name: &[u8], d_type: u8| {
+            if name == b"." || name == b".." {
+                return;
+            }
+            let Ok(name) = std::str::from_utf8(name) else {
+                return;
+            };
+            let kind = match d_type {
+                libc::DT_REG => EntryKind::File,
+                libc::DT_DIR => EntryKind::Dir,
+                libc::DT_LNK => EntryKind::Symlink,
+                libc::DT_UNKNOWN => match self.stat(name) {
+                    Ok(Some(st)) => st.kind,
+                    _ => return,
+                },
+                _ => EntryKind::Other,
+            };
+            entries.push(Entry {
+                name: name.to_owned(),
+                kind,
+            });
+        };
+        self.read_dir_raw(&mut push)?;
+        Ok(entries)
+    }
+
+    /// getdents64 straight on our descriptor (from the start): fewer system
+    /// calls than opendir, which duplicates, rewinds and closes.
+    #[cfg(target_os = "linux")]
+    fn read_dir_raw(&self, push: &mut dyn FnMut(&[u8], u8)) -> Result<()> {
+        retry_eintr(|| unsafe { libc::lseek(self.raw(), 0, libc::SEEK_SET) as libc::c_int })
+            .map_err(|e| Error::io("list", &self.path, e))?;
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    self.raw(),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::io("list", &self.path, e));
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            let mut at = 0usize;
+            while at < n as usize {
+                // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+                let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+                let d_type = buf[at + 18];
+                let name = &buf[at + 19..at + reclen];
+                let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                push(&name[..len], d_type);
+                at += reclen;
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn read_dir_raw(&self, push: &mut dyn FnMut(&[u8], u8)) -> Result<()> {
         let dup = retry_eintr(|| unsafe { libc::fcntl(self.raw(), libc::F_DUPFD_CLOEXEC, 0) })
             .map_err(|e| Error::io("list", &self.path, e))?;
         let stream = unsafe { libc::fdopendir(dup) };
@@ -391,48 +494,16 @@ impl Dir {
             unsafe { libc::close(dup) };
             return Err(Error::io("list", &self.path, e));
         }
-        // The duplicate shares the directory offset with our descriptor.
         unsafe { libc::rewinddir(stream) };
-        let mut entries = Vec::new();
         loop {
-            unsafe { *libc::__errno_location() = 0 };
             let ent = unsafe { libc::readdir(stream) };
             if ent.is_null() {
-                let errno = unsafe { *libc::__errno_location() };
                 unsafe { libc::closedir(stream) };
-                if errno != 0 {
-                    return Err(Error::io(
-                        "list",
-                        &self.path,
-                        io::Error::from_raw_os_error(errno),
-                    ));
-                }
-                break;
+                return Ok(());
             }
             let (name, d_type) = unsafe { (CStr::from_ptr((*ent).d_name.as_ptr()), (*ent).d_type) };
-            let bytes = name.to_bytes();
-            if bytes == b"." || bytes == b".." {
-                continue;
-            }
-            let Ok(name) = std::str::from_utf8(bytes) else {
-                continue;
-            };
-            let kind = match d_type {
-                libc::DT_REG => EntryKind::File,
-                libc::DT_DIR => EntryKind::Dir,
-                libc::DT_LNK => EntryKind::Symlink,
-                libc::DT_UNKNOWN => match self.stat(name) {
-                    Ok(Some(st)) => st.kind,
-                    _ => continue,
-                },
-                _ => EntryKind::Other,
-            };
-            entries.push(Entry {
-                name: name.to_owned(),
-                kind,
-            });
+            push(name.to_bytes(), d_type);
         }
-        Ok(entries)
     }
 
     /// A second descriptor for the same open directory.

@@ -18,6 +18,7 @@ pub mod summary;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -69,12 +70,36 @@ pub struct Written {
 pub struct Found {
     pub number: u64,
     pub json: Vec<u8>,
+    pub envelope: Envelope,
 }
 
 impl Found {
+    /// The document parsed again, for callers that need every member.
     pub fn view(&self) -> CheckpointView<'_> {
         CheckpointView::parse(&self.json).expect("verified when read")
     }
+
+    /// The user's data: raw JSON within `json`.
+    pub fn state(&self) -> &[u8] {
+        &self.json[self.envelope.state.clone()]
+    }
+}
+
+/// What the one parse of a checkpoint file learned, so nothing parses it
+/// (or checks its seal) twice.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub facts: Facts,
+    pub time: DateTime<Utc>,
+    pub rollback_of: Option<u64>,
+    /// Where `state` and `error` are within the file's JSON.
+    pub state: Range<usize>,
+    pub error: Option<Range<usize>>,
+}
+
+fn range_in(whole: &[u8], part: &str) -> Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
 }
 
 /// A checkpoint passed over because it is damaged.
@@ -224,6 +249,12 @@ fn read_json_sealed<T: serde::de::DeserializeOwned>(dir: &Dir, name: &str) -> Op
 
 /// Why a checkpoint file cannot be trusted, if it cannot.
 pub fn verify_checkpoint(bytes: &[u8], task: &str, number: u64) -> Result<(), String> {
+    parse_checkpoint(bytes, task, number).map(|_| ())
+}
+
+/// Checks the seal and the document once: the length of its JSON text and
+/// what it says.
+fn parse_checkpoint(bytes: &[u8], task: &str, number: u64) -> Result<(usize, Envelope), String> {
     let json = seal::verify(bytes)?;
     let view = CheckpointView::parse(json)?;
     if view.task_id != task {
@@ -235,7 +266,14 @@ pub fn verify_checkpoint(bytes: &[u8], task: &str, number: u64) -> Result<(), St
             view.sequence
         ));
     }
-    Ok(())
+    let envelope = Envelope {
+        facts: view.facts(),
+        time: view.time(),
+        rollback_of: view.rollback_of,
+        state: range_in(json, view.state.get()),
+        error: view.error.map(|e| range_in(json, e.get())),
+    };
+    Ok((json.len(), envelope))
 }
 
 impl Store {
@@ -271,10 +309,16 @@ impl Store {
         }
     }
 
+    /// The task's directory for reading: one `open` of root/task with
+    /// O_NOFOLLOW, the only component inside the store. On refusal, asks
+    /// again through the root, which says what is in the way.
     fn open_task(&self, task: &TaskId) -> Result<Option<Dir>> {
-        match self.open_root()? {
-            Some(root) => root.open_subdir(task.as_str()),
-            None => Ok(None),
+        match Dir::open_nofollow(&self.task_path(task)) {
+            Ok(dir) => Ok(dir),
+            Err(_) => match self.open_root()? {
+                Some(root) => root.open_subdir(task.as_str()),
+                None => Ok(None),
+            },
         }
     }
 
@@ -405,7 +449,7 @@ impl Store {
             .first()
             .filter(|&&oldest| oldest != numbers[numbers.len() - 1])
             .and_then(|&oldest| self.read_in(task_dir, task, oldest).ok())
-            .map(|found| found.view().timestamp)
+            .map(|found| found.envelope.facts.timestamp)
             .unwrap_or_else(|| facts.timestamp.clone())
     }
 
@@ -432,12 +476,15 @@ impl Store {
                 "task {task:?} has no checkpoint {number}; list them with `bin/cli checkpoint show {task}`"
             ))
         })?;
-        verify_checkpoint(&bytes, task.as_str(), number)
+        let (len, envelope) = parse_checkpoint(&bytes, task.as_str(), number)
             .map_err(|reason| Error::corrupt(&path, reason))?;
         let mut json = bytes;
-        let end = seal::verify(&json).map(<[u8]>::len).unwrap_or(json.len());
-        json.truncate(end);
-        Ok(Found { number, json })
+        json.truncate(len);
+        Ok(Found {
+            number,
+            json,
+            envelope,
+        })
     }
 
     /// Reads and verifies checkpoint `number` of `task`.
@@ -461,7 +508,7 @@ impl Store {
             }
             match self.read_in(task_dir, task, number) {
                 Ok(found) => {
-                    let good = found.view().status != Status::Failed;
+                    let good = found.envelope.facts.status != Status::Failed;
                     if pick == Pick::Latest || good {
                         lookup.found = Some(found);
                         return lookup;
@@ -518,9 +565,8 @@ impl Store {
         let Some(found) = latest.found else {
             return Ok(None);
         };
-        let view = found.view();
-        let facts = view.facts();
-        let latest_good = if view.status == Status::Failed {
+        let facts = found.envelope.facts.clone();
+        let latest_good = if facts.status == Status::Failed {
             self.find_in(task_dir, task, &numbers, Pick::GoodBefore(found.number))
                 .found
                 .map(|f| f.number)
