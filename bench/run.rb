@@ -8,6 +8,7 @@
 #   rake bench                    the full run (a few minutes)
 #   BENCH_QUICK=1 rake bench      tiny sizes, for breakage only (what CI runs)
 #   BENCH_DIR=/some/disk rake bench   where the stores live (default: a temp dir under Dir.pwd)
+#   BENCH_ONLY=restore rake bench     only the cases whose section matches
 require "master"
 require "tmpdir"
 require "fileutils"
@@ -19,10 +20,15 @@ require_relative "ruby_baseline"
 
 module Bench
   QUICK = ENV["BENCH_QUICK"] == "1"
+  ONLY = ENV["BENCH_ONLY"] && Regexp.new(ENV["BENCH_ONLY"], Regexp::IGNORECASE)
   SCALE = QUICK ? 0.02 : 1.0
   ROWS = []
 
   module_function
+
+  def section?(name)
+    ONLY.nil? || ONLY.match?(name)
+  end
 
   def reps(n)
     [(n * SCALE).ceil, 3].max
@@ -78,6 +84,7 @@ puts "master #{MASTER::VERSION} bench on #{RUBY_DESCRIPTION}, #{Etc.respond_to?(
 puts format("%-46s %14s %14s %8s  %s", "case", "gem", "baseline", "ratio", "target")
 
 # --- tick that writes nothing -------------------------------------------------
+if Bench.section?("tick")
 session = MASTER::SessionRecovery.new(task_id: "tick", checkpoint_dir: File.join(dir, "tick"), logger: nil,
                                       checkpoint_on_items: 1_000_000_000, checkpoint_interval: 1e9)
 ticker = RubyBaseline::Ticker.new(every_items: 1_000_000_000, every_seconds: 1e9)
@@ -105,9 +112,11 @@ tick_times = { gem: [], baseline: [], empty: [] }
 end
 Bench.record("tick that writes nothing (per call)", Bench.median(tick_times[:gem]), Bench.median(tick_times[:baseline]),
              "<=0.4", "ns", "an empty Ruby method call: #{format('%.1f', Bench.median(tick_times[:empty]) * 1e9)} ns")
+end
 
 # --- durable and async checkpoint, restore ------------------------------------
 [10, 20_000].each do |n|
+  next unless Bench.section?("checkpoint restore async durable")
   doc = RubyBaseline.document(n)
   state = doc[:state]
   store = File.join(dir, "store-#{n}")
@@ -140,6 +149,7 @@ Bench.record("tick that writes nothing (per call)", Bench.median(tick_times[:gem
 end
 
 # --- list and cleanup over many tasks ------------------------------------------
+if Bench.section?("list cleanup")
 tasks = Bench::QUICK ? 200 : 10_000
 many = File.join(dir, "many")
 print "  (writing #{tasks} tasks for list/cleanup ...)"
@@ -170,8 +180,10 @@ Bench.pair("cleanup over #{tasks} tasks, removing none", Bench.reps(15)) do |sid
     parse_every_latest.call(many).each { |doc| Time.now - Time.iso8601(doc[:timestamp]) > 86_400 }
   end
 end
+end
 
 # --- peak memory of a 100 MB state ----------------------------------------------
+if Bench.section?("memory")
 MB = Bench::QUICK ? 2 : 100
 memory_script = <<~RUBY
   require "master"
@@ -204,6 +216,7 @@ end
 Bench.record("peak memory, checkpoint of a #{MB} MB state", peaks["gem_write"], peaks["baseline_write"], nil, "MB",
              "above the state itself")
 Bench.record("peak memory, restore of a #{MB} MB state", peaks["gem_read"], peaks["baseline_read"], nil, "MB")
+end
 
 puts
 puts Bench.table

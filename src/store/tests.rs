@@ -389,3 +389,40 @@ fn a_missing_store_reads_as_empty() {
     assert!(store.summary(&task("alpha")).unwrap().is_none());
     assert!(!store.root().exists(), "reading creates nothing");
 }
+
+#[test]
+fn a_large_index_is_left_to_list_which_repairs_it() {
+    let (_tmp, store) = temp_store();
+    let store = store.with_eager_index_limit(2000);
+    for i in 0..10 {
+        running(&store, &format!("task-{i}"), 1);
+    }
+    let index_path = store.root().join("index.json");
+    let before = std::fs::read(&index_path).unwrap();
+    assert!(before.len() > 2000, "the index grew past the limit");
+    running(&store, "task-3", 2);
+    running(&store, "brand-new", 1);
+    assert_eq!(
+        std::fs::read(&index_path).unwrap(),
+        before,
+        "writers left it alone"
+    );
+    let listing = store.list().unwrap();
+    let row = |id: &str| listing.tasks.iter().find(|t| t.task_id == id).cloned();
+    assert_eq!(row("task-3").unwrap().latest_checkpoint, 2);
+    assert!(row("brand-new").is_some());
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    assert_eq!(
+        index["tasks"]["task-3"]["latest_checkpoint"], 2,
+        "list repaired it"
+    );
+    assert!(index["tasks"]["brand-new"].is_object());
+    assert!(store.remove(&task("task-5")).unwrap());
+    assert!(store
+        .list()
+        .unwrap()
+        .tasks
+        .iter()
+        .all(|t| t.task_id != "task-5"));
+}
