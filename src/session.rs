@@ -434,6 +434,22 @@ impl Session {
         Ok(())
     }
 
+    /// With `async_writes`, a checkpoint only captures and queues; the
+    /// caller may keep Ruby's lock for it unless the queue is full.
+    pub fn is_async(&self) -> bool {
+        self.core.config.async_writes && self.core.config.enabled
+    }
+
+    /// True when an async checkpoint would wait for the writer.
+    pub fn writer_is_full(&self) -> bool {
+        self.writer.is_full()
+    }
+
+    /// Waits until the writer's queue has room.
+    pub fn wait_for_writer(&self) {
+        self.writer.wait_for_room();
+    }
+
     /// Waits until every checkpoint captured so far is durable; the number
     /// of the last one written. Reports a background write error.
     pub fn flush(&self) -> Result<Option<u64>> {

@@ -198,6 +198,20 @@ impl Slot {
         }
     }
 
+    /// True when a caller would have to wait for room (so should first let
+    /// other threads run, then call `wait_for_room`).
+    pub fn is_full(&self) -> bool {
+        self.shared()
+            .is_some_and(|shared| lock(&shared.queue).jobs.len() >= MAX_QUEUED)
+    }
+
+    /// Waits until the queue has room.
+    pub fn wait_for_room(&self) {
+        if let Some(shared) = self.shared() {
+            shared.wait_for_room();
+        }
+    }
+
     /// A background error not yet reported.
     pub fn take_error(&self) -> Option<Error> {
         self.shared().and_then(|shared| shared.take_error())

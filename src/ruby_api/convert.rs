@@ -307,6 +307,22 @@ impl Encoder {
         }
     }
 
+    /// Writes `v` if it is a plain ASCII String — the common case, inline,
+    /// without the general dispatch. False for anything else.
+    #[inline(always)]
+    unsafe fn ascii_string(&mut self, v: VALUE) -> bool {
+        if SPECIAL_CONST_P(v)
+            || RB_BUILTIN_TYPE(v) != ruby_value_type::RUBY_T_STRING
+            || coderange(v) != CODERANGE_7BIT
+        {
+            return false;
+        }
+        let bytes =
+            std::slice::from_raw_parts(RSTRING_PTR(v) as *const u8, RSTRING_LEN(v) as usize);
+        self.write_str(std::str::from_utf8_unchecked(bytes));
+        true
+    }
+
     fn enter(&mut self) -> bool {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -331,7 +347,11 @@ impl Encoder {
             if i > 0 {
                 self.out.push(b',');
             }
-            if !self.value(*items.add(i)) {
+            let item = *items.add(i);
+            if self.ascii_string(item) {
+                continue;
+            }
+            if !self.value(item) {
                 self.path.push(Segment::Index(i));
                 return false;
             }
@@ -457,7 +477,7 @@ impl HashWalk<'_> {
         self.first = false;
         e.write_str(name);
         e.out.push(b':');
-        if e.value(value) {
+        if e.ascii_string(value) || e.value(value) {
             return true;
         }
         e.path.push(if symbol {
@@ -502,8 +522,20 @@ fn itoa_buf(n: i64) -> ItoaBuf {
 
 /// Encodes `value` as JSON, naming `root` (e.g. "data") in any error.
 pub fn to_json(ruby: &Ruby, value: Value, root: &str) -> Result<Encoded, Error> {
+    to_json_sized(ruby, value, root, 256)
+}
+
+/// As `to_json`, starting with room for `expected` bytes (say, the size of
+/// the last encoding of the same data), so a large state is not copied
+/// again and again as the buffer grows.
+pub fn to_json_sized(
+    ruby: &Ruby,
+    value: Value,
+    root: &str,
+    expected: usize,
+) -> Result<Encoded, Error> {
     let mut encoder = Encoder {
-        out: Vec::with_capacity(256),
+        out: Vec::with_capacity(expected.max(256)),
         path: Vec::new(),
         depth: 0,
         canonical: true,

@@ -33,6 +33,8 @@ struct Callbacks {
 struct Inner {
     session: Session,
     callbacks: Callbacks,
+    /// Bytes the last `data` encoded to: the next one's buffer starts so.
+    data_size: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(TypedData, Default)]
@@ -124,6 +126,19 @@ fn snapshot_hash(ruby: &Ruby, snapshot: &Snapshot, data: Option<Value>) -> Resul
         sym!("retries"), u64_value(snapshot.retries.into()),
     ]);
     Ok(RHash::from_value(unsafe { Value::from_raw(hash) }).expect("a Hash"))
+}
+
+/// A checkpoint: written with Ruby's lock released; or, with `async: true`,
+/// captured and queued with it held (a queue push is cheaper than handing
+/// the lock over), releasing it only to wait when the queue is full.
+fn checkpoint_now(session: &Session, request: CheckpointRequest) -> Result<Snapshot, Error> {
+    if !session.is_async() {
+        return nogvl(|| session.checkpoint(request)).into_ruby();
+    }
+    if session.writer_is_full() {
+        nogvl(|| session.wait_for_writer());
+    }
+    session.checkpoint(request).into_ruby()
 }
 
 fn call(ruby: &Ruby, callback: Option<Opaque<Value>>, state: RHash) -> Result<(), Error> {
@@ -242,7 +257,12 @@ impl SessionRecovery {
             let (session, resumed) = nogvl(|| Session::open(config)).into_ruby()?;
             let logger = callbacks.logger;
             let on_resume = callbacks.on_resume;
-            if rb_self.inner.set(Inner { session, callbacks }).is_err() {
+            let inner = Inner {
+                session,
+                callbacks,
+                data_size: Default::default(),
+            };
+            if rb_self.inner.set(inner).is_err() {
                 return Err(type_error("SessionRecovery is already initialized"));
             }
             if let Some(restored) = resumed {
@@ -269,7 +289,11 @@ impl SessionRecovery {
             let encoded = if data.is_nil() {
                 None
             } else {
-                Some(to_json(ruby, data, "data")?)
+                use std::sync::atomic::Ordering::Relaxed;
+                let expected = inner.data_size.load(Relaxed);
+                let encoded = convert::to_json_sized(ruby, data, "data", expected + expected / 8)?;
+                inner.data_size.store(encoded.json.len(), Relaxed);
+                Some(encoded)
             };
             let canonical = encoded
                 .as_ref()
@@ -281,7 +305,7 @@ impl SessionRecovery {
                 progress: optional_count(progress, "progress")?,
                 items_total: optional_count(items_total, "items_total")?,
             };
-            let snapshot = nogvl(|| inner.session.checkpoint(request)).into_ruby()?;
+            let snapshot = checkpoint_now(&inner.session, request)?;
             let hash = snapshot_hash(ruby, &snapshot, canonical)?;
             call(ruby, inner.callbacks.on_checkpoint, hash)?;
             Ok(hash)
@@ -304,8 +328,7 @@ impl SessionRecovery {
             return Ok(false);
         }
         guard(|| {
-            let snapshot =
-                nogvl(|| inner.session.checkpoint(CheckpointRequest::default())).into_ruby()?;
+            let snapshot = checkpoint_now(&inner.session, CheckpointRequest::default())?;
             if inner.callbacks.on_checkpoint.is_some() {
                 let hash = snapshot_hash(ruby, &snapshot, None)?;
                 call(ruby, inner.callbacks.on_checkpoint, hash)?;
