@@ -182,7 +182,7 @@ end
 RSpec.describe "Queue across processes" do
   CHILD = <<~'RUBY'
     $stdout.sync = true
-    queue = MASTER::Queue.new(budget: 10.0, name: "nightly")
+    queue = MASTER::Queue.new(budget: 10.0, name: "nightly"%OPTIONS%)
     %w[one two three four five].each { |n| queue.add("Task #{n}", budget: 2.0) }
     %SIGNALS%
     queue.process do |task|
@@ -202,9 +202,9 @@ RSpec.describe "Queue across processes" do
     puts "total #{queue.total_spent}"
   RUBY
 
-  def interrupt_child(signals, signal)
+  def interrupt_child(signal, signals: "", options: "")
     reader, writer = IO.pipe
-    pid = spawn_ruby(CHILD.sub("%SIGNALS%", signals), out: writer)
+    pid = spawn_ruby(CHILD.sub("%SIGNALS%", signals).sub("%OPTIONS%", options), out: writer)
     writer.close
     lines = []
     until (line = reader.gets).nil? || line.start_with?("ran task-three")
@@ -215,29 +215,31 @@ RSpec.describe "Queue across processes" do
     [lines + [line] + reader.read.lines, status]
   end
 
+  # A new process resumes the queue: only the unfinished tasks run, and
+  # the money spent before carries over.
+  def expect_resume_to_run_the_rest
+    out, err, status = run_ruby(RESUMER)
+    expect(status).to be_success, err
+    expect(out.lines.map(&:chomp)).to eq(["ran task-three", "ran task-four", "ran task-five", "total 3.0"])
+  end
+
   it "Ctrl-C with the seed's trap, then resume in a new process runs only the unfinished tasks" do
-    shutdown = SeedSnippets["Graceful Shutdown"].first.code
-    lines, status = interrupt_child(shutdown, "INT")
+    lines, status = interrupt_child("INT", signals: SeedSnippets["Graceful Shutdown"].first.code)
     expect(status.exitstatus).to eq(0)
     expect(lines.join).to include("ran task-one", "ran task-two", "ran task-three", "Gracefully shutting down...")
     expect(lines.join).not_to include("task-four")
-
-    out, err, status = run_ruby(RESUMER)
-    expect(status).to be_success, err
-    expect(out.lines.map(&:chomp)).to eq(["ran task-three", "ran task-four", "ran task-five", "total 3.0"])
+    expect_resume_to_run_the_rest
   end
 
   it "TERM with the built-in handler (handle_signals: true) does the same" do
-    lines, status = interrupt_child("queue.instance_variable_get(:@options)[:handle_signals] = true", "TERM")
+    lines, status = interrupt_child("TERM", options: ", handle_signals: true")
     expect(status.termsig).to eq(Signal.list["TERM"])
     expect(lines.join).not_to include("task-four")
-    out, err, status = run_ruby(RESUMER)
-    expect(status).to be_success, err
-    expect(out.lines.map(&:chomp)).to eq(["ran task-three", "ran task-four", "ran task-five", "total 3.0"])
+    expect_resume_to_run_the_rest
   end
 
   it "process with auto_resume continues the interrupted run" do
-    interrupt_child(SeedSnippets["Graceful Shutdown"].first.code, "INT")
+    interrupt_child("INT", signals: SeedSnippets["Graceful Shutdown"].first.code)
     out, err, = run_ruby(RESUMER.sub("queue.resume", "queue.process"))
     expect(out.lines.first).to eq("ran task-three\n"), err
   end
