@@ -112,6 +112,8 @@ pub struct Snapshot {
     pub rollback_of: Option<u64>,
     pub failures: u32,
     pub retries: u32,
+    /// What the write worked around in the store (planted entries).
+    pub warnings: Vec<String>,
 }
 
 impl Snapshot {
@@ -137,6 +139,7 @@ impl Snapshot {
             rollback_of: envelope.rollback_of,
             failures: facts.failures,
             retries: facts.retries,
+            warnings: Vec::new(),
         }
     }
 }
@@ -262,6 +265,7 @@ impl Core {
             rollback_of: None,
             failures: state.failures,
             retries: state.retries,
+            warnings: Vec::new(),
         }
     }
 
@@ -283,6 +287,7 @@ impl Core {
             rollback_of: parts.rollback_of,
             failures: state.failures,
             retries: state.retries,
+            warnings: Vec::new(),
         };
         Prepared {
             snapshot,
@@ -329,6 +334,7 @@ impl Core {
         )?;
         lock(&self.state).last_checkpoint = Some(written.number);
         snapshot.checkpoint = Some(written.number);
+        snapshot.warnings = written.warnings;
         Ok(snapshot)
     }
 }

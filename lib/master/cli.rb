@@ -155,6 +155,7 @@ module MASTER
     def run(argv)
       previous_logger = MASTER.logger
       MASTER.logger = @warnings
+      check_encoding!(argv)
       catch(:done) { dispatch(argv.dup) }
       finish
     rescue UsageError, OptionParser::ParseError, JSON::ParserError, ArgumentError, TypeError => e
@@ -174,6 +175,26 @@ module MASTER
     private
 
     # --- the command line --------------------------------------------------
+
+    # Positional arguments by subcommand, to name one that is not text.
+    POSITIONAL = { "show" => "task id", "remove" => "task id", "resume" => "task id", "migrate-config" => "FILE" }.freeze
+
+    # Every argument must be UTF-8 text; say which one is not, by the flag
+    # before it or its place on the command line.
+    def check_encoding!(argv)
+      argv.each_with_index do |arg, i|
+        next if arg.dup.force_encoding(Encoding::UTF_8).valid_encoding?
+
+        previous = argv[i - 1] if i.positive?
+        what = if previous&.start_with?("--") && !previous.include?("=") then previous
+               elsif arg.start_with?("--") then "option"
+               elsif i == 1 && argv[0] == "checkpoint" then "subcommand"
+               elsif i >= 2 && argv[0] == "checkpoint" then POSITIONAL.fetch(argv[1], "argument")
+               else "argument"
+               end
+        raise UsageError, "#{what} #{Options.shown(arg.b)} is not valid UTF-8 text"
+      end
+    end
 
     def dispatch(argv)
       parser = top_parser
@@ -294,6 +315,7 @@ module MASTER
     def one_argument!(argv, what)
       raise UsageError, "missing #{what}; see #{@program} #{@context} --help" if argv.empty?
       raise UsageError, "unexpected argument #{argv[1].inspect}; see #{@program} #{@context} --help" if argv.size > 1
+      raise UsageError, "#{what} \"\" must not be empty; see #{@program} #{@context} --help" if argv.first.empty?
 
       argv.first
     end
@@ -435,7 +457,10 @@ module MASTER
                           "45s, 30m, 12h, 7d or 2w"
       end
 
-      match[1].to_f * Options::DURATION_UNITS.fetch(match[2])
+      seconds = match[1].to_f * Options::DURATION_UNITS.fetch(match[2])
+      return seconds if seconds.finite? && seconds <= Options::MAX_SECONDS
+
+      raise UsageError, "bad duration #{Options.shown(text)} for --older-than: at most 100 years (36500d)"
     end
 
     def unknown_task!(task, dir)

@@ -30,11 +30,11 @@ module MASTER
 
     KINDS = {
       boolean: "true or false",
-      seconds: "a number of seconds, 0 or more (0 or nil turns the timer off)",
-      count: "a whole number, 0 or more (0 or nil turns it off)",
-      positive_count: "a whole number, 0 or more",
+      seconds: "a number of seconds from 0 to 100 years (0 or nil turns the timer off)",
+      count: "a whole number from 0 to 2**62 (0 or nil turns it off)",
+      positive_count: "a whole number from 0 to 2**62",
       path: "a non-empty directory path (String)",
-      days: "a number of days, 0 or more",
+      days: "a number of days, from 0 to 36500",
       fraction: "a fraction above 0 and at most 1 (0.8 means 80%)",
       callable: "something that responds to call (a lambda or proc), or nil",
       logger: "an object that responds to warn (a Logger), or nil"
@@ -73,10 +73,19 @@ module MASTER
       def checkpoint_dir(explicit = nil)
         dir = explicit.nil? ? settings[:checkpoint_dir] : explicit
         problem = problem_with(:path, dir)
-        raise ArgumentError, "checkpoint_dir must be #{problem}; got #{dir.inspect}" if problem
+        raise ArgumentError, "checkpoint_dir must be #{problem}; got #{Options.shown(dir)}" if problem
 
-        File.expand_path(dir.to_s)
+        path = dir.to_s
+        Options.check_text!(path, "checkpoint_dir")
+        if path.bytesize > MAX_PATH_BYTES
+          raise ArgumentError, "checkpoint_dir is #{path.bytesize} bytes long; the limit is #{MAX_PATH_BYTES} " \
+                               "(PATH_MAX); got #{Options.shown(path)}"
+        end
+        File.expand_path(path)
       end
+
+      # Linux's PATH_MAX: no longer path can be opened.
+      MAX_PATH_BYTES = 4096
 
       # Why `value` is not of `kind`, or nil if it is.
       def problem_with(kind, value)
@@ -84,7 +93,7 @@ module MASTER
              when :boolean then [true, false].include?(value)
              when :seconds, :count then value.nil? || non_negative?(value, integer: kind == :count)
              when :positive_count then non_negative?(value, integer: true)
-             when :days then non_negative?(value, integer: false)
+             when :days then non_negative?(value, integer: false) && value <= 36_500
              when :path then (value.is_a?(String) || value.respond_to?(:to_path)) && !value.to_s.empty?
              when :fraction then value.is_a?(Numeric) && value.real? && value.positive? && value <= 1
              when :callable then value.nil? || value.respond_to?(:call)
@@ -109,11 +118,14 @@ module MASTER
 
       private
 
+      # Counts stop well inside 64 bits; durations at a hundred years.
+      LIMITS = { true => 2**62, false => Options::MAX_SECONDS }.freeze
+
       def non_negative?(value, integer:)
         return false unless value.is_a?(Numeric) && value.real?
         return false if integer && !value.is_a?(Integer)
 
-        value.finite? && value >= 0
+        value.finite? && value >= 0 && value <= LIMITS.fetch(integer)
       end
 
       def load_file(path)
@@ -134,7 +146,7 @@ module MASTER
         raise ConfigError, "#{path}: expected a `#{SECTION}:` section at the top" unless document.is_a?(Hash)
 
         section = section_of(document, path)
-        raise ConfigError, "#{path}: `#{SECTION}:` must hold key: value pairs; got #{section.inspect}" unless section.is_a?(Hash)
+        raise ConfigError, "#{path}: `#{SECTION}:` must hold key: value pairs; got #{Options.shown(section)}" unless section.is_a?(Hash)
 
         section.each_with_object({}) do |(key, value), settings|
           name = key.to_s.to_sym
@@ -144,7 +156,7 @@ module MASTER
             next
           end
           problem = problem_with(kind, value)
-          raise ConfigError, "#{path}: #{SECTION}.#{key} must be #{problem}; got #{value.inspect}" if problem
+          raise ConfigError, "#{path}: #{SECTION}.#{key} must be #{problem}; got #{Options.shown(value)}" if problem
 
           settings[name] = value
         end
@@ -180,10 +192,10 @@ module MASTER
           return true if %w[true 1 yes on].include?(text.downcase)
           return false if %w[false 0 no off].include?(text.downcase)
 
-          raise ConfigError, "#{variable} must be true or false; got #{text.inspect}"
+          raise ConfigError, "#{variable} must be true or false; got #{Options.shown(text)}"
         when :seconds
           seconds = Float(text, exception: false)
-          raise ConfigError, "#{variable} must be #{KINDS[:seconds]}; got #{text.inspect}" unless seconds&.finite? && seconds >= 0
+          raise ConfigError, "#{variable} must be #{KINDS[:seconds]}; got #{Options.shown(text)}" unless seconds&.finite? && seconds >= 0 && seconds <= Options::MAX_SECONDS
 
           seconds == seconds.to_i ? seconds.to_i : seconds
         else

@@ -25,6 +25,25 @@ module MASTER
 
     module_function
 
+    # A value as an error message shows it: its inspect, cut short, and
+    # without inspecting all of a huge String.
+    def shown(value)
+      text = if value.is_a?(String) && value.bytesize > 200
+               "#{value.byteslice(0, 60).inspect}… (#{value.bytesize} bytes)"
+             else
+               value.inspect
+             end
+      text.length > 100 ? "#{text[0, 99]}…" : text
+    end
+
+    # A String argument that is text: UTF-8 (or plain ASCII) and valid.
+    def check_text!(value, name)
+      raise TypeError, "#{name} must be a String; got #{shown(value)}" unless value.is_a?(String)
+      return if value.valid_encoding? && (value.ascii_only? || value.encoding == Encoding::UTF_8)
+
+      raise ArgumentError, "#{name} must be valid UTF-8 text; got #{shown(value)} (#{value.encoding})"
+    end
+
     # Raises ArgumentError naming the first unknown or bad option.
     def check!(options, allowed, owner)
       unknown = options.keys - allowed.keys
@@ -36,7 +55,7 @@ module MASTER
         next if key == :checkpoint_dir && value.nil? # nil: the configured store
 
         problem = Config.problem_with(allowed.fetch(key), value)
-        raise ArgumentError, "option `#{key}` must be #{problem}; got #{value.inspect} (#{value.class})" if problem
+        raise ArgumentError, "option `#{key}` must be #{problem}; got #{shown(value)} (#{value.class})" if problem
       end
     end
 
@@ -65,18 +84,21 @@ module MASTER
 
     DURATION_UNITS = { "s" => 1, "m" => 60, "h" => 3600, "d" => 86_400, "w" => 604_800 }.freeze
 
+    # The longest duration taken anywhere: a hundred years, in seconds.
+    MAX_SECONDS = 100 * 365 * 86_400
+
     # Seconds from 3600, 7.days (anything with to_i) or "7d" / "12h" / "30m".
     def seconds(value, name)
       seconds = case value
                 when Numeric then value
                 when String
-                  match = value.strip.match(/\A(\d+(?:\.\d+)?)\s*([smhdw])\z/i)
+                  match = value.strip.match(/\A(\d+(?:\.\d+)?)\s*([smhdw])\z/i) if value.valid_encoding?
                   match && match[1].to_f * DURATION_UNITS.fetch(match[2].downcase)
                 else value.respond_to?(:to_i) && !value.nil? ? value.to_i : nil
                 end
-      if seconds.nil? || !seconds.real? || !seconds.finite? || seconds.negative?
-        raise ArgumentError, "#{name} must be a duration: seconds (604800), 7.days, or a String " \
-                             "like \"7d\", \"12h\", \"30m\"; got #{value.inspect}"
+      if seconds.nil? || !seconds.real? || !seconds.finite? || seconds.negative? || seconds > MAX_SECONDS
+        raise ArgumentError, "#{name} must be a duration of at most 100 years: seconds (604800), 7.days, " \
+                             "or a String like \"7d\", \"12h\", \"30m\"; got #{shown(value)}"
       end
       seconds
     end

@@ -41,7 +41,9 @@ module MASTER
     def initialize(budget: nil, name: "default", **options)
       Options.check!(options, OPTIONS.reject { |key, _| %i[budget name].include?(key) }, "MASTER::Queue.new")
       check_budget(budget)
-      @name = name.to_s
+      name = name.to_s if name.is_a?(Symbol)
+      Options.check_text!(name, "name")
+      @name = name
       @ledger_id = "queue.#{Queue.slug(@name, what: 'name')}"
       @budget = budget
       @options = options
@@ -60,14 +62,13 @@ module MASTER
     # ("Extract services" → "extract-services").
     # @return [Task]
     def add(description, budget: nil, &block)
-      raise TypeError, "description must be a String; got #{description.inspect}" unless description.is_a?(String)
-
-      check_budget(budget, "budget of #{description.inspect}")
+      Options.check_text!(description, "description")
+      check_budget(budget, "budget of #{Options.shown(description)}")
       task = Task.new(self, description, Queue.slug(description), budget, block)
       clash = @tasks.find { |other| other.task_id == task.task_id }
       if clash && !clash.from_store?
-        raise ArgumentError, "task #{description.inspect} would have the same id (#{task.task_id}) as " \
-                             "#{clash.name.inspect}; give it another description"
+        raise ArgumentError, "task #{Options.shown(description)} would have the same id (#{task.task_id}) as " \
+                             "#{Options.shown(clash.name)}; give it another description"
       end
       clash ? clash.adopt(task) : (@tasks << task)
       clash || task
@@ -139,8 +140,11 @@ module MASTER
 
     # "Extract services" → "extract-services"
     def self.slug(text, what: "description")
-      slug = text.unicode_normalize(:nfkd).gsub(/\p{Mn}/, "").downcase.gsub(/[^a-z0-9]+/, "-").gsub(/\A-+|-+\z/, "")
-      raise ArgumentError, "#{what} #{text.inspect} has no letters or digits to name a task by" if slug.empty?
+      # The slug keeps at most 200 characters, so the rest need not be read.
+      head = text[0, 1000]
+      head = head.dup.force_encoding(Encoding::UTF_8) if head.ascii_only?
+      slug = head.unicode_normalize(:nfkd).gsub(/\p{Mn}/, "").downcase.gsub(/[^a-z0-9]+/, "-").gsub(/\A-+|-+\z/, "")
+      raise ArgumentError, "#{what} #{Options.shown(text)} has no letters or digits to name a task by" if slug.empty?
 
       slug[0, 200].chomp("-")
     end
@@ -172,10 +176,17 @@ module MASTER
       @options.key?(key) ? @options[key] : @config[key]
     end
 
-    def check_budget(budget, name = "budget")
-      return if budget.nil? || (budget.is_a?(Numeric) && budget.real? && budget.finite? && budget.positive?)
+    # Budgets stop at a quadrillion dollars, well inside what a session keeps
+    # exactly, so a queue never takes one its tasks' sessions would refuse.
+    MAX_BUDGET = 10**15
 
-      raise ArgumentError, "#{name} must be a positive number of dollars, or nil; got #{budget.inspect}"
+    def check_budget(budget, name = "budget")
+      valid = budget.nil? ||
+              (budget.is_a?(Numeric) && budget.real? && budget.finite? && budget.positive? && budget < MAX_BUDGET)
+      return if valid
+
+      raise ArgumentError, "#{name} must be a positive number of dollars below 10**15, or nil; " \
+                           "got #{Options.shown(budget)}"
     end
 
     def runnable?

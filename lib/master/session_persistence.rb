@@ -10,7 +10,10 @@ module MASTER
       # adding the envelope members it lacks.
       # @return [Integer] the new checkpoint's number
       def save(checkpoint_id, data, checkpoint_dir: nil)
-        _save(Config.checkpoint_dir(checkpoint_dir), checkpoint_id, data, Config.settings[:max_checkpoints])
+        number, warnings = _save(Config.checkpoint_dir(checkpoint_dir), checkpoint_id, data,
+                                 Config.settings[:max_checkpoints])
+        warnings.each { |message| MASTER.logger&.warn(message) }
+        number
       end
 
       # The latest intact checkpoint document (Symbol keys), or nil.
@@ -29,7 +32,9 @@ module MASTER
 
       # The summary of one task, or nil.
       def summary(task_id, checkpoint_dir: nil)
-        _summary(Config.checkpoint_dir(checkpoint_dir), task_id)
+        summary, warnings = _summary(Config.checkpoint_dir(checkpoint_dir), task_id)
+        warnings.each { |message| MASTER.logger&.warn(message) }
+        summary
       end
 
       # The task's checkpoint numbers, oldest first.
@@ -70,7 +75,7 @@ module MASTER
       def check_flag(name, value)
         return if [true, false].include?(value)
 
-        raise ArgumentError, "#{name} must be true or false; got #{value.inspect}"
+        raise ArgumentError, "#{name} must be true or false; got #{Options.shown(value)}"
       end
     end
   end

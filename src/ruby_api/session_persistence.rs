@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::{function, prelude::*, Error, RArray, RHash, Ruby, Value};
+use magnus::{function, prelude::*, Error, IntoValue, RArray, RHash, Ruby, Value};
 
 use super::convert::{self, to_json};
 use super::errors::{guard, IntoRuby};
@@ -77,13 +77,14 @@ fn document_hash(json: &[u8]) -> Result<Value, Error> {
     Ok(doc)
 }
 
+/// `[number, warnings]`
 fn save(
     ruby: &Ruby,
     dir: String,
     id: Value,
     data: Value,
     max_checkpoints: Value,
-) -> Result<u64, Error> {
+) -> Result<RArray, Error> {
     guard(|| {
         let task = task(id, "checkpoint_id")?;
         if RHash::from_value(data).is_none() {
@@ -101,7 +102,10 @@ fn save(
         let store = store(dir)?;
         let written =
             nogvl(|| persistence::save(&store, &task, &encoded.json, &options)).into_ruby()?;
-        Ok(written.number)
+        Ok(ruby.ary_new_from_values(&[
+            written.number.into_value_with(ruby),
+            ruby.ary_from_vec(written.warnings).as_value(),
+        ]))
     })
 }
 
@@ -150,14 +154,17 @@ fn list(ruby: &Ruby, dir: String) -> Result<RArray, Error> {
     })
 }
 
-fn summary(ruby: &Ruby, dir: String, id: Value) -> Result<Option<RHash>, Error> {
+/// `[summary or nil, warnings]`
+fn summary(ruby: &Ruby, dir: String, id: Value) -> Result<RArray, Error> {
     guard(|| {
         let task = task(id, "task")?;
         let store = store(dir)?;
-        nogvl(|| store.summary(&task))
-            .into_ruby()?
-            .map(|s| summary_hash(ruby, &s))
-            .transpose()
+        let (summary, warnings) = nogvl(|| store.summary_with_warnings(&task)).into_ruby()?;
+        let summary = match summary {
+            Some(s) => summary_hash(ruby, &s)?.as_value(),
+            None => ruby.qnil().as_value(),
+        };
+        Ok(ruby.ary_new_from_values(&[summary, ruby.ary_from_vec(warnings).as_value()]))
     })
 }
 
@@ -196,8 +203,13 @@ fn cleanup(
 ) -> Result<Vec<String>, Error> {
     guard(|| {
         let store = store(dir)?;
+        let older_than = Duration::try_from_secs_f64(older_than.max(0.0)).map_err(|_| {
+            super::errors::arg_error(format!(
+                "older_than is too long a time; got {older_than} seconds"
+            ))
+        })?;
         let rule = CleanupRule {
-            older_than: Duration::from_secs_f64(older_than.max(0.0)),
+            older_than,
             keep_failed,
             keep_completed,
             keep_running,

@@ -228,7 +228,12 @@ impl SessionRecovery {
                     return Ok(None);
                 }
                 let secs = f64::try_convert(value)?;
-                Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
+                if secs <= 0.0 {
+                    return Ok(None);
+                }
+                Duration::try_from_secs_f64(secs)
+                    .map(Some)
+                    .map_err(|_| arg_error(format!("{key} is too long a time; got {secs} seconds")))
             };
             let mut config = SessionConfig::new(task, dir);
             config.budget = budget;
@@ -306,6 +311,11 @@ impl SessionRecovery {
                 items_total: optional_count(items_total, "items_total")?,
             };
             let snapshot = checkpoint_now(&inner.session, request)?;
+            log(
+                ruby,
+                inner.callbacks.logger,
+                snapshot.warnings.iter().cloned(),
+            )?;
             let hash = snapshot_hash(ruby, &snapshot, canonical)?;
             call(ruby, inner.callbacks.on_checkpoint, hash)?;
             Ok(hash)
@@ -329,6 +339,11 @@ impl SessionRecovery {
         }
         guard(|| {
             let snapshot = checkpoint_now(&inner.session, CheckpointRequest::default())?;
+            log(
+                ruby,
+                inner.callbacks.logger,
+                snapshot.warnings.iter().cloned(),
+            )?;
             if inner.callbacks.on_checkpoint.is_some() {
                 let hash = snapshot_hash(ruby, &snapshot, None)?;
                 call(ruby, inner.callbacks.on_checkpoint, hash)?;
@@ -367,6 +382,11 @@ impl SessionRecovery {
         guard(|| {
             let inner = rb_self.inner()?;
             let snapshot = nogvl(|| inner.session.complete(None)).into_ruby()?;
+            log(
+                ruby,
+                inner.callbacks.logger,
+                snapshot.warnings.iter().cloned(),
+            )?;
             let hash = snapshot_hash(ruby, &snapshot, None)?;
             call(ruby, inner.callbacks.on_complete, hash)?;
             Ok(hash)
@@ -414,6 +434,11 @@ impl SessionRecovery {
                 ..info
             };
             let snapshot = nogvl(|| inner.session.checkpoint_error(info)).into_ruby()?;
+            log(
+                ruby,
+                inner.callbacks.logger,
+                snapshot.warnings.iter().cloned(),
+            )?;
             snapshot_hash(ruby, &snapshot, None)
         })
     }
@@ -448,6 +473,11 @@ impl SessionRecovery {
             };
             let (snapshot, warnings) = nogvl(|| inner.session.rollback(to)).into_ruby()?;
             log(ruby, inner.callbacks.logger, warnings)?;
+            log(
+                ruby,
+                inner.callbacks.logger,
+                snapshot.warnings.iter().cloned(),
+            )?;
             let hash = snapshot_hash(ruby, &snapshot, None)?;
             call(ruby, inner.callbacks.on_checkpoint, hash)?;
             Ok(hash)

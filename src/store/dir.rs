@@ -61,6 +61,7 @@ pub struct Stat {
     pub dev: u64,
     pub ino: u64,
     pub mtime: i64,
+    pub links: u64,
 }
 
 impl From<&libc::stat> for Stat {
@@ -77,6 +78,7 @@ impl From<&libc::stat> for Stat {
             dev: st.st_dev,
             ino: st.st_ino,
             mtime: st.st_mtime,
+            links: st.st_nlink,
         }
     }
 }
@@ -292,13 +294,14 @@ impl Dir {
     /// when torn — the caches — since a crash or a concurrent reader can see
     /// a half-written file. Refuses links: a symlink by O_NOFOLLOW, a hard
     /// link (which could lead outside the store) by replacing it.
-    pub fn overwrite_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    /// Says whether something that was not a plain file had to be replaced.
+    pub fn overwrite_file(&self, name: &str, bytes: &[u8]) -> Result<bool> {
         use std::os::unix::fs::FileExt;
         let path = || self.child_path(name);
         let c = cstr(name).map_err(|e| Error::io("write", path(), e))?;
         let mut replaced = false;
         let file = loop {
-            let fd = retry_eintr(|| unsafe {
+            let opened = retry_eintr(|| unsafe {
                 libc::openat(
                     self.raw(),
                     c.as_ptr(),
@@ -309,8 +312,24 @@ impl Dir {
                         | libc::O_NONBLOCK,
                     FILE_MODE as libc::c_uint,
                 )
-            })
-            .map_err(|e| self.explain(name, "write", e))?;
+            });
+            let fd = match opened {
+                Ok(fd) => fd,
+                // A link (ELOOP), a directory (EISDIR) or a FIFO with no
+                // reader (ENXIO) where the cache belongs: replace it, once.
+                Err(e)
+                    if !replaced
+                        && matches!(
+                            e.raw_os_error(),
+                            Some(libc::ELOOP | libc::EISDIR | libc::ENXIO)
+                        ) =>
+                {
+                    self.remove_tree(name)?;
+                    replaced = true;
+                    continue;
+                }
+                Err(e) => return Err(self.explain(name, "write", e)),
+            };
             let file = unsafe { File::from_raw_fd(fd) };
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
             retry_eintr(|| unsafe { libc::fstat(fd, &mut st) })
@@ -319,18 +338,22 @@ impl Dir {
             if regular && st.st_nlink == 1 {
                 break file;
             }
-            if replaced || !regular {
+            if replaced {
                 return Err(Error::UnsafeStore {
                     path: path(),
                     reason: "is not a plain file of the store's own".into(),
                 });
             }
-            self.unlink(name)?;
+            // Not a plain file (a FIFO opened for writing), or a hard link
+            // that could lead outside the store: replace it, once.
+            drop(file);
+            self.remove_tree(name)?;
             replaced = true;
         };
         file.write_all_at(bytes, 0)
             .and_then(|_| file.set_len(bytes.len() as u64))
-            .map_err(|e| Error::io("write", path(), e))
+            .map_err(|e| Error::io("write", path(), e))?;
+        Ok(replaced)
     }
 
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {

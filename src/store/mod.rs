@@ -69,6 +69,8 @@ pub struct Written {
     pub number: u64,
     pub summary: TaskSummary,
     pub pruned: Vec<u64>,
+    /// Things in the store that are not its own and were worked around.
+    pub warnings: Vec<String>,
 }
 
 /// A checkpoint file that passed its integrity check: its JSON text.
@@ -175,11 +177,25 @@ pub struct Store {
 
 /// The checkpoint numbers in a task directory, ascending.
 fn scan_numbers(task_dir: &Dir, remove_temps: bool) -> Result<Vec<u64>> {
+    Ok(scan(task_dir, remove_temps)?.0)
+}
+
+/// The checkpoint numbers in a task directory, ascending, and warnings for
+/// those held by something that is not a regular file (a planted link,
+/// directory or FIFO): whatever is there holds its number, so it is never
+/// written over, and reading it reports what it is.
+fn scan(task_dir: &Dir, remove_temps: bool) -> Result<(Vec<u64>, Vec<String>)> {
     let mut numbers = Vec::new();
+    let mut planted = Vec::new();
     for entry in task_dir.entries()? {
         if let Some(n) = parse_checkpoint_file_name(&entry.name) {
-            if entry.kind == EntryKind::File {
-                numbers.push(n);
+            numbers.push(n);
+            if entry.kind != EntryKind::File {
+                planted.push(format!(
+                    "{} is not a regular file (a planted link, directory or FIFO?); it is never read, \
+                     and its number is not reused — remove it",
+                    task_dir.child_path(&entry.name).display()
+                ));
             }
         } else if remove_temps && is_temp_file_name(&entry.name) && entry.kind == EntryKind::File {
             // Only called under the task lock: no live writer owns a temp file.
@@ -187,7 +203,7 @@ fn scan_numbers(task_dir: &Dir, remove_temps: bool) -> Result<Vec<u64>> {
         }
     }
     numbers.sort_unstable();
-    Ok(numbers)
+    Ok((numbers, planted))
 }
 
 /// Writes `name` in `dir` through a sealed temp file and a rename. `kind`
@@ -232,7 +248,7 @@ fn write_sealed(
 }
 
 /// Writes a cache file (metadata.json, index.json): sealed, in place, no
-/// fsync. A crash or a concurrent reader may meet it half-written; the seal
+/// fsync; says so if it had to replace something planted there. A crash or a concurrent reader may meet it half-written; the seal
 /// then fails and the reader rebuilds it from the checkpoints, which are
 /// the truth. That saves the temp file and rename a checkpoint needs.
 fn write_json_sealed<T: serde::Serialize>(
@@ -240,18 +256,55 @@ fn write_json_sealed<T: serde::Serialize>(
     name: &str,
     kind: &str,
     value: &T,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let json = crate::checkpoint::json_bytes(value);
     // Drop the closing brace: the seal closes the object.
     let sealed = seal::seal(&json[..json.len() - 1]);
     failpoint::hit(kind, "write").map_err(|e| Error::io("write", dir.child_path(name), e))?;
-    dir.overwrite_file(name, &sealed)
+    let replaced = dir.overwrite_file(name, &sealed)?;
+    Ok(replaced.then(|| {
+        format!(
+            "replaced {}: it was not a plain file of the store's own (a link, directory or FIFO)",
+            dir.child_path(name).display()
+        )
+    }))
 }
 
 fn read_json_sealed<T: serde::de::DeserializeOwned>(dir: &Dir, name: &str) -> Option<T> {
-    let bytes = dir.read_file(name).ok()??;
-    let json = seal::verify(&bytes).ok()?;
-    serde_json::from_slice(json).ok()
+    read_cache(dir, name).0
+}
+
+/// A cache file's contents if intact. A damaged one reads as missing (it is
+/// rebuilt, as after a crash); something that is not a plain file of the
+/// store's own — a symbolic link, a directory, a FIFO, a hard link that may
+/// lead outside — is not read at all, and said so.
+fn read_cache<T: serde::de::DeserializeOwned>(
+    dir: &Dir,
+    name: &str,
+) -> (Option<T>, Option<String>) {
+    match dir.stat(name) {
+        Ok(Some(st)) if st.kind == EntryKind::File && st.links == 1 => {}
+        Ok(None) | Err(_) => return (None, None),
+        Ok(Some(st)) => {
+            let what = match st.kind {
+                EntryKind::Symlink => "a symbolic link",
+                EntryKind::Dir => "a directory",
+                EntryKind::File => "a file with other hard links",
+                EntryKind::Other => "not a regular file",
+            };
+            let warning = format!(
+                "ignored {}: it is {what}, not the store's own; rebuilt from the checkpoints (the next write replaces it)",
+                dir.child_path(name).display()
+            );
+            return (None, Some(warning));
+        }
+    }
+    let value = dir.read_file(name).ok().flatten().and_then(|bytes| {
+        seal::verify(&bytes)
+            .ok()
+            .and_then(|json| serde_json::from_slice(json).ok())
+    });
+    (value, None)
 }
 
 /// Why a checkpoint file cannot be trusted, if it cannot.
@@ -386,7 +439,7 @@ impl Store {
         let (task_dir, _lock) = self
             .lock_task(&root, task, true)?
             .expect("created when missing");
-        let mut numbers = scan_numbers(&task_dir, true)?;
+        let (mut numbers, mut warnings) = scan(&task_dir, true)?;
         let number = numbers.last().map_or(1, |n| n + 1);
         let name = checkpoint_file_name(number);
         doc.set("sequence", &number);
@@ -436,14 +489,20 @@ impl Store {
                 created_at,
                 facts,
             );
-            write_json_sealed(&task_dir, METADATA_FILE, "metadata", &summary)?;
-            self.maintain_index(&root, |index| {
+            warnings.extend(write_json_sealed(
+                &task_dir,
+                METADATA_FILE,
+                "metadata",
+                &summary,
+            )?);
+            warnings.extend(self.maintain_index(&root, |index| {
                 index.tasks.insert(task.to_string(), summary.clone());
-            })?;
+            })?);
             Ok(Written {
                 number,
                 summary,
                 pruned,
+                warnings: std::mem::take(&mut warnings),
             })
         })();
         if committed.is_err() {
@@ -469,16 +528,24 @@ impl Store {
 
     /// A writer's change to the index, made while the index is small
     /// (see EAGER_INDEX_LIMIT); a large one is left for `list` to repair.
-    fn maintain_index(&self, root: &Dir, change: impl FnOnce(&mut IndexFile)) -> Result<()> {
+    fn maintain_index(
+        &self,
+        root: &Dir,
+        change: impl FnOnce(&mut IndexFile),
+    ) -> Result<Option<String>> {
         let size = root.stat(INDEX_FILE)?.map_or(0, |st| st.size);
         if size > self.eager_index_limit {
-            return Ok(());
+            return Ok(None);
         }
         self.update_index(root, change)
     }
 
     /// Reads the index under the store lock, changes it, writes it back.
-    fn update_index(&self, root: &Dir, change: impl FnOnce(&mut IndexFile)) -> Result<()> {
+    fn update_index(
+        &self,
+        root: &Dir,
+        change: impl FnOnce(&mut IndexFile),
+    ) -> Result<Option<String>> {
         failpoint::hit("index", "lock").map_err(|e| Error::io("lock", root.path(), e))?;
         let _lock = root.lock(self.lock_timeout)?;
         let mut index: IndexFile = read_json_sealed(root, INDEX_FILE).unwrap_or_default();
@@ -567,22 +634,44 @@ impl Store {
     /// files when missing, damaged or stale. `None` if it has no checkpoint.
     pub fn summary(&self, task: &TaskId) -> Result<Option<TaskSummary>> {
         let _pass = gate::enter();
+        Ok(self.summary_with_warnings(task)?.0)
+    }
+
+    /// As `summary`, with what was passed over on the way: a cache that is
+    /// not the store's own, damaged checkpoints.
+    pub fn summary_with_warnings(
+        &self,
+        task: &TaskId,
+    ) -> Result<(Option<TaskSummary>, Vec<String>)> {
+        let _pass = gate::enter();
         match self.open_task(task)? {
             Some(task_dir) => self.summary_in(&task_dir, task),
-            None => Ok(None),
+            None => Ok((None, Vec::new())),
         }
     }
 
-    fn summary_in(&self, task_dir: &Dir, task: &TaskId) -> Result<Option<TaskSummary>> {
-        if let Some(summary) = read_json_sealed::<TaskSummary>(task_dir, METADATA_FILE) {
+    fn summary_in(
+        &self,
+        task_dir: &Dir,
+        task: &TaskId,
+    ) -> Result<(Option<TaskSummary>, Vec<String>)> {
+        let (cached, warning) = read_cache::<TaskSummary>(task_dir, METADATA_FILE);
+        let mut warnings: Vec<String> = warning.into_iter().collect();
+        if let Some(summary) = cached {
             if summary.task_id == task.as_str() && is_fresh(task_dir, summary.latest_checkpoint)? {
-                return Ok(Some(summary));
+                return Ok((Some(summary), warnings));
             }
         }
         let numbers = scan_numbers(task_dir, false)?;
         let latest = self.find_in(task_dir, task, &numbers, Pick::Latest);
+        warnings.extend(latest.skipped.iter().map(|s| {
+            format!(
+                "task {task:?}: skipping checkpoint {}: {}",
+                s.number, s.reason
+            )
+        }));
         let Some(found) = latest.found else {
-            return Ok(None);
+            return Ok((None, warnings));
         };
         let facts = found.envelope.facts.clone();
         let latest_good = if facts.status == Status::Failed {
@@ -606,7 +695,7 @@ impl Store {
                 let _ = write_json_sealed(task_dir, METADATA_FILE, "metadata", &summary);
             }
         }
-        Ok(Some(summary))
+        Ok((Some(summary), warnings))
     }
 
     /// One summary per task, newest first. Served from `index.json`, checked
@@ -617,7 +706,9 @@ impl Store {
         let Some(root) = self.open_root()? else {
             return Ok(listing);
         };
-        let mut index: IndexFile = read_json_sealed(&root, INDEX_FILE).unwrap_or_default();
+        let (index, warning) = read_cache::<IndexFile>(&root, INDEX_FILE);
+        let mut index = index.unwrap_or_default();
+        listing.warnings.extend(warning);
         let mut rebuilt = BTreeMap::new();
         let entries = root.entries()?;
         for entry in &entries {
@@ -647,11 +738,13 @@ impl Store {
                 continue;
             };
             match self.summary_in(&task_dir, &task) {
-                Ok(Some(summary)) => {
+                Ok((Some(summary), warnings)) => {
+                    listing.warnings.extend(warnings);
                     rebuilt.insert(entry.name.clone(), summary.clone());
                     listing.tasks.push(summary);
                 }
-                Ok(None) => {
+                Ok((None, warnings)) => {
+                    listing.warnings.extend(warnings);
                     let files = scan_numbers(&task_dir, false)?.len();
                     if files > 0 {
                         listing.warnings.push(format!(
@@ -712,7 +805,7 @@ impl Store {
         let Some((task_dir, lock)) = self.lock_task(&root, task, false)? else {
             return Ok(false);
         };
-        let summary = self.summary_in(&task_dir, task)?;
+        let (summary, _) = self.summary_in(&task_dir, task)?;
         if !wanted(summary.as_ref()) {
             return Ok(false);
         }

@@ -1,4 +1,4 @@
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 
 use super::*;
@@ -425,4 +425,72 @@ fn a_large_index_is_left_to_list_which_repairs_it() {
         .tasks
         .iter()
         .all(|t| t.task_id != "task-5"));
+}
+
+#[test]
+fn entries_that_only_look_like_checkpoints_are_reported_and_never_reused() {
+    let (tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    let outside = tmp.path().join("bait.json");
+    std::fs::copy(store.checkpoint_path(&task("alpha"), 1), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, store.checkpoint_path(&task("alpha"), 2)).unwrap();
+    let lookup = store.find(&task("alpha"), Pick::Latest).unwrap();
+    assert_eq!(lookup.found.unwrap().number, 1);
+    assert_eq!(lookup.skipped.len(), 1);
+    assert!(
+        lookup.skipped[0].reason.contains("symbolic link"),
+        "{:?}",
+        lookup.skipped
+    );
+    assert_eq!(
+        running(&store, "alpha", 3).number,
+        3,
+        "the planted number is not written over"
+    );
+    assert!(
+        std::fs::symlink_metadata(store.checkpoint_path(&task("alpha"), 2))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn caches_that_are_not_the_stores_own_are_replaced_and_reported() {
+    let (tmp, store) = temp_store();
+    running(&store, "alpha", 1);
+    let bait = tmp.path().join("bait");
+    std::fs::write(&bait, b"outside").unwrap();
+    let meta = store.root().join("alpha/metadata.json");
+    std::fs::remove_file(&meta).unwrap();
+    std::fs::hard_link(&bait, &meta).unwrap();
+    let index = store.root().join("index.json");
+    std::fs::remove_file(&index).unwrap();
+    std::os::unix::fs::symlink(&bait, &index).unwrap();
+
+    let (summary, warnings) = store.summary_with_warnings(&task("alpha")).unwrap();
+    assert_eq!(summary.unwrap().latest_checkpoint, 1);
+    assert!(
+        warnings.iter().any(|w| w.contains("hard links")),
+        "{warnings:?}"
+    );
+    let listing = store.list().unwrap();
+    assert!(
+        listing.warnings.iter().any(|w| w.contains("symbolic link")),
+        "{:?}",
+        listing.warnings
+    );
+
+    running(&store, "alpha", 2);
+    assert_eq!(
+        std::fs::read(&bait).unwrap(),
+        b"outside",
+        "nothing written through a link"
+    );
+    assert!(!std::fs::symlink_metadata(&index)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::metadata(&meta).unwrap().nlink(), 1);
+    assert!(store.list().unwrap().warnings.is_empty());
 }
