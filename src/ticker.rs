@@ -18,7 +18,9 @@ pub fn coarse_now_ms() -> u64 {
 #[derive(Debug)]
 pub struct Ticker {
     progress: AtomicU64,
-    since_checkpoint: AtomicU64,
+    /// Progress covered by the last checkpoint: items since then are
+    /// `progress - covered`, so a tick needs one atomic add, not two.
+    covered: AtomicU64,
     every_items: u64,
     every_ms: u64,
     deadline_ms: AtomicU64,
@@ -33,7 +35,7 @@ impl Ticker {
         let every_ms = every.map_or(0, |d| (d.as_millis() as u64).max(1));
         Ticker {
             progress: AtomicU64::new(0),
-            since_checkpoint: AtomicU64::new(0),
+            covered: AtomicU64::new(0),
             every_items: every_items.unwrap_or(0),
             every_ms,
             deadline_ms: AtomicU64::new(coarse_now_ms().saturating_add(every_ms)),
@@ -44,11 +46,8 @@ impl Ticker {
     /// Counts `items`; true when this caller should write a checkpoint now.
     #[inline]
     pub fn tick(&self, items: u64) -> bool {
-        self.progress.fetch_add(items, Relaxed);
-        let since = self
-            .since_checkpoint
-            .fetch_add(items, Relaxed)
-            .wrapping_add(items);
+        let progress = self.progress.fetch_add(items, Relaxed).wrapping_add(items);
+        let since = progress.saturating_sub(self.covered.load(Relaxed));
         let due = (self.every_items != 0 && since >= self.every_items)
             || (self.every_ms != 0 && coarse_now_ms() >= self.deadline_ms.load(Relaxed));
         due && !self.claimed.swap(true, Acquire)
@@ -63,29 +62,33 @@ impl Ticker {
         self.progress.load(Relaxed)
     }
 
+    /// Sets the count (an explicit `progress:`, a restore); counting toward
+    /// the next checkpoint starts again from there.
     pub fn set_progress(&self, items: u64) {
         self.progress.store(items, Relaxed);
+        self.covered.store(items, Relaxed);
     }
 
     /// Items counted since the last checkpoint; pass it to `rearm` once the
     /// checkpoint that includes them is written.
     pub fn since_checkpoint(&self) -> u64 {
-        self.since_checkpoint.load(Relaxed)
+        self.progress().saturating_sub(self.covered.load(Relaxed))
     }
 
     /// Starts the next period after a checkpoint that covered `covered` items.
     pub fn rearm(&self, covered: u64) {
-        let _ = self
-            .since_checkpoint
-            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(covered)));
+        let progress = self.progress();
+        let _ = self.covered.fetch_update(Relaxed, Relaxed, |c| {
+            Some(c.saturating_add(covered).min(progress))
+        });
         self.deadline_ms
             .store(coarse_now_ms().saturating_add(self.every_ms), Relaxed);
         self.claimed.store(false, Release);
     }
 
     pub fn reset(&self) {
-        self.progress.store(0, Relaxed);
-        self.rearm(u64::MAX);
+        self.set_progress(0);
+        self.rearm(0);
     }
 }
 
