@@ -256,13 +256,13 @@ impl Dir {
         let Some((mut file, size)) = self.open_file(name)? else {
             return Ok(None);
         };
-        // Sized from our fstat: File::read_to_end would stat and seek again.
-        let mut bytes = vec![0u8; size as usize + 1];
+        // Exactly the size our fstat gave: a checkpoint never changes once
+        // it is in place (a cache that changed meanwhile fails its seal and
+        // is rebuilt), so no read is spent looking for the end, and
+        // File::read_to_end's extra stat and seek are avoided too.
+        let mut bytes = vec![0u8; size as usize];
         let mut len = 0;
-        loop {
-            if len == bytes.len() {
-                bytes.resize(len * 2, 0); // it grew since the fstat
-            }
+        while len < bytes.len() {
             match file.read(&mut bytes[len..]) {
                 Ok(0) => break,
                 Ok(n) => len += n,
