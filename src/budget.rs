@@ -96,18 +96,25 @@ impl Money {
     }
 }
 
+/// `numerator / denominator` rounded half to even; `denominator` is not 0.
+/// No intermediate overflows: the remainder is compared with what is left
+/// of the divisor rather than doubled, and a negative divisor is not negated.
 fn div_round_half_even(numerator: i128, denominator: i128) -> i128 {
-    let (mut n, mut d) = (numerator, denominator);
-    if d < 0 {
-        n = -n;
-        d = -d;
-    }
-    let quotient = n.div_euclid(d);
-    let remainder = n.rem_euclid(d);
-    match (remainder * 2).cmp(&d) {
+    // n = quotient * d + remainder, 0 <= remainder < |d|. Only i128::MIN / -1
+    // has no quotient in range; the callers never divide so, but saturate.
+    let Some(quotient) = numerator.checked_div_euclid(denominator) else {
+        return i128::MAX;
+    };
+    let remainder = numerator.rem_euclid(denominator).unsigned_abs();
+    let divisor = denominator.unsigned_abs();
+    // The exact quotient is quotient + remainder/d: one step away from
+    // `quotient`, upwards for a positive divisor, downwards for a negative.
+    let step = if denominator > 0 { 1 } else { -1 };
+    match remainder.cmp(&(divisor - remainder)) {
         std::cmp::Ordering::Less => quotient,
-        std::cmp::Ordering::Greater => quotient + 1,
-        std::cmp::Ordering::Equal => quotient + (quotient & 1),
+        std::cmp::Ordering::Greater => quotient + step,
+        std::cmp::Ordering::Equal if quotient & 1 == 0 => quotient,
+        std::cmp::Ordering::Equal => quotient + step,
     }
 }
 
@@ -154,11 +161,95 @@ impl FromStr for Money {
                 units += 1;
             }
         }
-        let total = whole
-            .checked_mul(SCALE)
-            .and_then(|w| w.checked_add(units))
-            .ok_or_else(too_large)?;
-        Ok(Money(if negative { -total } else { total }))
+        // Negative amounts are built downwards, so that the most negative
+        // one (which Display prints) parses back too.
+        let whole = whole.checked_mul(SCALE);
+        let total = if negative {
+            whole.and_then(|w| w.checked_neg()?.checked_sub(units))
+        } else {
+            whole.and_then(|w| w.checked_add(units))
+        };
+        total.map(Money).ok_or_else(too_large)
+    }
+}
+
+impl Money {
+    /// Parses the text of a JSON number exactly (`2.13`, `-0.5`, `5`,
+    /// `1.5e-6`), rounding half to even beyond 12 decimal places: how a
+    /// checkpoint's budget is read back, so that every amount the store
+    /// writes (as its exact decimal) comes back unchanged.
+    pub fn from_json_number(text: &str) -> Result<Money> {
+        let bad = || Error::invalid(format!("amount {text:?} is not a JSON number"));
+        let all_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        let (negative, rest) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, exponent) = match rest.split_once(['e', 'E']) {
+            Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+            None => (rest, None),
+        };
+        let (whole, fraction) = match mantissa.split_once('.') {
+            Some((whole, fraction)) if all_digits(fraction) => (whole, fraction),
+            Some(_) => return Err(bad()),
+            None => (mantissa, ""),
+        };
+        if !all_digits(whole) {
+            return Err(bad());
+        }
+        // The exponent saturates: beyond a million places every amount is
+        // either too large or rounds to zero, and the digits are not copied.
+        let exponent: i64 = match exponent {
+            None => 0,
+            Some(e) => {
+                let (sign, digits) = match e.strip_prefix('-') {
+                    Some(digits) => (-1, digits),
+                    None => (1, e.strip_prefix('+').unwrap_or(e)),
+                };
+                if !all_digits(digits) {
+                    return Err(bad());
+                }
+                let magnitude = digits
+                    .bytes()
+                    .fold(0i64, |n, b| (n * 10 + i64::from(b - b'0')).min(1_000_000));
+                sign * magnitude
+            }
+        };
+        // The value is 0.DIGITS x 10^point, DIGITS without leading zeros.
+        let digits = || whole.bytes().chain(fraction.bytes());
+        let Some(leading_zeros) = digits().position(|b| b != b'0') else {
+            return Ok(Money::ZERO);
+        };
+        let significant: Vec<u8> = digits().skip(leading_zeros).collect();
+        let point = whole.len() as i64 + exponent - leading_zeros as i64;
+        if point > 40 {
+            return Err(Error::invalid(format!("amount {text} is too large")));
+        }
+        if point < -(SCALE_DIGITS as i64) {
+            // Below 10^-13: less than half of the smallest unit.
+            return Ok(Money::ZERO);
+        }
+        let mut plain = String::with_capacity(significant.len() + 48);
+        if negative {
+            plain.push('-');
+        }
+        let significant = std::str::from_utf8(&significant).expect("ASCII digits");
+        if point <= 0 {
+            plain.push_str("0.");
+            plain.extend(std::iter::repeat_n('0', (-point) as usize));
+            plain.push_str(significant);
+        } else if point as usize >= significant.len() {
+            plain.push_str(significant);
+            plain.extend(std::iter::repeat_n('0', point as usize - significant.len()));
+        } else {
+            let (int, frac) = significant.split_at(point as usize);
+            plain.push_str(int);
+            plain.push('.');
+            plain.push_str(frac);
+        }
+        plain
+            .parse()
+            .map_err(|_| Error::invalid(format!("amount {text} is too large")))
     }
 }
 
@@ -251,8 +342,10 @@ impl Budget {
         self.spent
     }
 
+    /// `None` without a limit, and where the difference does not fit (a
+    /// resumed checkpoint may say anything it can parse as spent).
     pub fn remaining(&self) -> Option<Money> {
-        self.allocated.map(|a| Money(a.0 - self.spent.0))
+        self.allocated.and_then(|a| a.checked_sub(self.spent))
     }
 
     pub fn used_percent(&self) -> f64 {
@@ -456,6 +549,102 @@ mod tests {
         assert_eq!(m("3.455").to_cents_string(), "3.46");
         assert_eq!(m("-0.45").to_cents_string(), "-0.45");
         assert_eq!(m("0.001").to_cents_string(), "0.00");
+    }
+
+    // Part of the fix for what the money target found (fuzz/regressions/
+    // money/budget-*): amounts go into a checkpoint as their exact decimal
+    // and come back through this parser, exponents and all.
+    #[test]
+    fn json_numbers_parse_exactly() {
+        let j = |text: &str| Money::from_json_number(text);
+        assert_eq!(j("2.13").unwrap(), m("2.13"));
+        assert_eq!(j("5").unwrap(), m("5"));
+        assert_eq!(j("-0.45").unwrap(), m("-0.45"));
+        assert_eq!(j("1.5e-6").unwrap(), m("0.0000015"));
+        assert_eq!(j("1.5E+2").unwrap(), m("150"));
+        assert_eq!(j("0.0012e3").unwrap(), m("1.2"));
+        assert_eq!(j("12345.123456789012").unwrap(), m("12345.123456789012"));
+        let huge = "170141183460469231731687303.715884105727";
+        assert_eq!(j(huge).unwrap(), m(huge));
+        // Rounded half to even beyond 12 places, as the decimal parser does.
+        assert_eq!(j("5e-13").unwrap().units(), 0);
+        assert_eq!(j("1.5e-12").unwrap().units(), 2);
+        assert_eq!(j("-2.5e-12").unwrap().units(), -2);
+        assert_eq!(j("1e-400").unwrap(), Money::ZERO);
+        assert_eq!(j("-0").unwrap(), Money::ZERO);
+        assert_eq!(j("0e99999999999999999999").unwrap(), Money::ZERO);
+        // Bounded work however long the exponent.
+        assert!(j("1e400").is_err());
+        assert!(j("1e99999999999999999999").is_err());
+        assert_eq!(j("1e-99999999999999999999").unwrap(), Money::ZERO);
+        for bad in [
+            "", "-", "abc", "5.", ".5", "1e", "1e+", "--1", "+1", "1.2.3", "\"1\"", "null",
+        ] {
+            assert!(j(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    // Found in review (the money target now round-trips `checked_sub`
+    // results too): the most negative amount, which `checked_sub` can give,
+    // printed as a decimal that did not parse back ("too large").
+    #[test]
+    fn most_negative_amount_prints_and_parses_back() {
+        let min = Money::from_units(i128::MIN);
+        assert_eq!(min.to_string().parse::<Money>().unwrap(), min);
+        assert_eq!(Money::from_json_number(&min.to_string()).unwrap(), min);
+        let max = Money::from_units(i128::MAX);
+        assert_eq!(max.to_string().parse::<Money>().unwrap(), max);
+        assert!("170141183460469231731687303.715884105728"
+            .parse::<Money>()
+            .is_err());
+    }
+
+    // Found by fuzz/ (money; regressions/money/percent-of-huge-limit-*):
+    // rounding doubled the remainder, which overflowed for a huge divisor
+    // (a panic in debug builds), and negated a negative divisor, which
+    // overflows for i128::MIN.
+    #[test]
+    fn division_rounds_without_overflowing() {
+        let limit = Money::from_units(160_000_000_000_000_000_000_000_000_000_000_000_000);
+        let spent = Money::from_units(1_500_000_000_000_000_000_000_000);
+        assert_eq!(spent.percent_of(limit), 0.000000000001);
+        assert_eq!(
+            spent.percent_of(Money::from_units(i128::MAX)),
+            0.000000000001
+        );
+        assert_eq!(
+            spent.percent_of(Money::from_units(i128::MIN)),
+            -0.000000000001
+        );
+        assert_eq!(Money::from_ratio(1, -4).unwrap(), m("-0.25"));
+        assert_eq!(Money::from_ratio(-1, -4).unwrap(), m("0.25"));
+        // Half to even either way round.
+        for (n, d) in [
+            (1, 8_000_000_000_000),
+            (3, 8_000_000_000_000),
+            (5, 2),
+            (-5, 2),
+        ] {
+            let positive = Money::from_ratio(n, d).unwrap();
+            assert_eq!(Money::from_ratio(-n, -d).unwrap(), positive);
+            assert_eq!(Money::from_ratio(n, -d).unwrap().units(), -positive.units());
+        }
+        assert_eq!(Money::from_ratio(1, 8_000_000_000_000).unwrap().units(), 0);
+        assert_eq!(Money::from_ratio(3, 8_000_000_000_000).unwrap().units(), 0);
+        assert_eq!(Money::from_ratio(5, 8_000_000_000_000).unwrap().units(), 1);
+    }
+
+    // Found by fuzz/ (money; regressions/money/remaining-after-*): a resumed
+    // spent amount may be anything a checkpoint can hold (here negative);
+    // the remaining amount was an unchecked subtraction.
+    #[test]
+    fn remaining_does_not_overflow() {
+        let mut budget = Budget::new(Some(Money::from_units(i128::MAX)), 0.8);
+        budget.resume(Money::from_units(-1));
+        assert_eq!(budget.remaining(), None);
+        assert!(!budget.over());
+        let _ = budget.used_percent();
+        let _ = budget.near_limit();
     }
 
     #[test]

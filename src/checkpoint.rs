@@ -41,8 +41,23 @@ pub struct Progress {
     pub items_processed: u64,
     #[serde(default)]
     pub items_total: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nearest_float")]
     pub percentage: Option<f64>,
+}
+
+/// A JSON number read as the nearest Float. serde_json's default parser
+/// is one unit in the last place off for many numbers of 16 or 17 digits
+/// (45.044444444444444 reads as 45.04444444444445), so a percentage did
+/// not read back as written; Rust's own parser is correctly rounded.
+/// (serde_json's `float_roundtrip` feature would do the same everywhere.)
+fn nearest_float<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    use serde::de::Error as _;
+    let Some(raw) = Option::<Box<RawValue>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    // serde_json says whether it is a number at all, and in range.
+    serde_json::from_str::<f64>(raw.get()).map_err(D::Error::custom)?;
+    raw.get().parse().map(Some).map_err(D::Error::custom)
 }
 
 impl Progress {
@@ -63,8 +78,11 @@ impl Progress {
     }
 }
 
-/// `{allocated, spent, remaining}` in dollars. Written as JSON numbers whose
-/// text is the exact decimal (2.13), read back exactly.
+/// `{allocated, spent, remaining}` in dollars. A checkpoint holds them as
+/// JSON numbers whose text is the exact decimal (2.13, 0.0000015, or all
+/// 39 digits of a huge amount: [`BudgetFigures::exact_json`]), and they are
+/// read back from that text exactly. `Serialize` gives Floats: the Ruby
+/// hashes, and the summary caches, which are only ever shown.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct BudgetFigures {
     pub allocated: Option<Money>,
@@ -80,16 +98,47 @@ impl BudgetFigures {
             remaining: allocated.and_then(|a| a.checked_sub(spent)),
         }
     }
+
+    /// `{"allocated":5.0,"spent":2.13,"remaining":2.87}` with every amount
+    /// written as its exact decimal, which is a JSON number: what a
+    /// checkpoint holds. (Through a Float, an amount of more than 15
+    /// significant digits would come back changed.)
+    pub fn exact_json(&self) -> Vec<u8> {
+        let amount = |m: Option<Money>| m.map_or_else(|| "null".to_owned(), |m| m.to_string());
+        format!(
+            r#"{{"allocated":{},"spent":{},"remaining":{}}}"#,
+            amount(self.allocated),
+            self.spent,
+            amount(self.remaining)
+        )
+        .into_bytes()
+    }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct BudgetJson {
-    #[serde(default)]
     allocated: Option<f64>,
-    #[serde(default)]
     spent: f64,
-    #[serde(default)]
     remaining: Option<f64>,
+}
+
+/// The figures as read: each number's text, parsed exactly by
+/// [`Money::from_json_number`]. `allocated`/`remaining` may be null or
+/// absent; `spent` may be absent (zero) but not null.
+#[derive(Deserialize)]
+struct BudgetText {
+    #[serde(default)]
+    allocated: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    spent: Option<Box<RawValue>>,
+    #[serde(default)]
+    remaining: Option<Box<RawValue>>,
+}
+
+fn present<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
 }
 
 impl Serialize for BudgetFigures {
@@ -106,12 +155,15 @@ impl Serialize for BudgetFigures {
 impl<'de> Deserialize<'de> for BudgetFigures {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
-        let json = BudgetJson::deserialize(d)?;
-        let money = |f: f64| Money::from_f64(f).map_err(D::Error::custom);
+        let text = BudgetText::deserialize(d)?;
+        let money = |name: &str, raw: Box<RawValue>| {
+            Money::from_json_number(raw.get())
+                .map_err(|e| D::Error::custom(format!("budget.{name}: {e}")))
+        };
         Ok(BudgetFigures {
-            allocated: json.allocated.map(money).transpose()?,
-            spent: money(json.spent)?,
-            remaining: json.remaining.map(money).transpose()?,
+            allocated: text.allocated.map(|r| money("allocated", r)).transpose()?,
+            spent: text.spent.map_or(Ok(Money::ZERO), |r| money("spent", r))?,
+            remaining: text.remaining.map(|r| money("remaining", r)).transpose()?,
         })
     }
 }
@@ -224,6 +276,13 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// Appends a member the caller knows is not there yet, without the
+    /// search `set_raw` makes (which would make building a document of n
+    /// members O(n²)).
+    pub fn push_raw(&mut self, key: impl Into<Cow<'a, str>>, raw: impl Into<Cow<'a, [u8]>>) {
+        self.members.push((key.into(), raw.into()));
+    }
+
     pub fn set<T: Serialize + ?Sized>(&mut self, key: impl Into<Cow<'a, str>>, value: &T) {
         self.set_raw(key, json_bytes(value));
     }
@@ -303,7 +362,7 @@ impl<'a> Draft<'a> {
         doc.set("status", &self.status);
         doc.set("message", &self.message);
         doc.set("progress", &self.progress);
-        doc.set("budget", &self.budget);
+        doc.set_raw("budget", self.budget.exact_json());
         doc.set_raw("state", self.state);
         if let Some(error) = self.error {
             doc.set("error", error);
@@ -376,6 +435,15 @@ impl<'a> CheckpointView<'a> {
     pub fn parse(json: &'a [u8]) -> Result<CheckpointView<'a>, String> {
         let view: CheckpointView = serde_json::from_slice(json).map_err(|e| e.to_string())?;
         parse_timestamp(&view.timestamp)?;
+        if view.sequence == Some(u64::MAX) {
+            // The store writes numbers that have a successor; the summaries
+            // refuse this one too (`store::summary`).
+            return Err(format!("sequence {} is not one the store writes", u64::MAX));
+        }
+        readable_json(view.state.get()).map_err(|e| format!("state cannot be read back: {e}"))?;
+        if let Some(error) = view.error {
+            readable_json(error.get()).map_err(|e| format!("error cannot be read back: {e}"))?;
+        }
         Ok(view)
     }
 
@@ -396,12 +464,74 @@ impl<'a> CheckpointView<'a> {
     }
 }
 
-/// Rejects state bytes that are not one JSON value; used where raw JSON
-/// comes from outside the Ruby converter (the CLI's `--data`).
+/// Rejects state bytes that are not one JSON value restore can read back;
+/// used where raw JSON comes from outside the Ruby converter.
 pub fn validate_raw_json(bytes: &[u8]) -> Result<()> {
-    serde_json::from_slice::<&RawValue>(bytes)
-        .map(|_| ())
-        .map_err(|e| Error::invalid(format!("data is not valid JSON: {e}")))
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Error::invalid(format!("data is not valid JSON: {e}")))?;
+    readable_json(text).map_err(|e| Error::invalid(format!("data is not valid JSON: {e}")))
+}
+
+/// Whether restore can read this JSON back, checked the way it reads it
+/// (`ruby_api::convert::from_json`: serde_json's `deserialize_any`, default
+/// recursion limit of 128) but building nothing. A borrowed `RawValue` only
+/// checks the syntax: a number out of range (`1e400`), an unpaired
+/// `"\ud800"` or nesting deeper than the limit pass it, and a checkpoint
+/// reported intact would then fail to restore instead of being skipped.
+pub fn readable_json(json: &str) -> Result<(), String> {
+    use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+    struct Value;
+    struct Key;
+    impl<'de> DeserializeSeed<'de> for Value {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+            d.deserialize_any(Value)
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Key {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+            d.deserialize_str(Value)
+        }
+    }
+    impl<'de> Visitor<'de> for Value {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+            while seq.next_element_seed(Value)?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+            while map.next_key_seed(Key)?.is_some() {
+                map.next_value_seed(Value)?;
+            }
+            Ok(())
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    Value.deserialize(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -503,6 +633,150 @@ mod tests {
         assert!(CheckpointView::parse(bad_time)
             .unwrap_err()
             .contains("ISO 8601"));
+    }
+
+    // Regression (fuzz/, money target): the budget went through a Float, so
+    // an amount of more than 15 significant digits came back changed, and
+    // a huge one written by the store did not read back at all.
+    #[test]
+    fn budget_is_written_and_read_back_exactly() {
+        let mut d = draft(b"{}", None);
+        for (allocated, spent) in [
+            ("10000.333333333333", "12345.123456789012"),
+            ("170141183460469231731687303.715884105727", "0.000000000001"),
+            ("5", "-170141183460469231731687303.715884105727"),
+            ("0.0000015", "0"),
+        ] {
+            d.budget = BudgetFigures::new(Some(allocated.parse().unwrap()), spent.parse().unwrap());
+            let json = d.to_document().to_json();
+            let text = String::from_utf8(json.clone()).unwrap();
+            assert!(text.contains(&format!(r#""allocated":{}"#, d.budget.allocated.unwrap())));
+            let view = CheckpointView::parse(&json).unwrap();
+            assert_eq!(view.budget, d.budget, "{text}");
+        }
+        // The seed's form is unchanged.
+        let json = draft(b"{}", None).to_document().to_json();
+        let text = String::from_utf8(json).unwrap();
+        assert!(text.contains(r#""budget":{"allocated":5.0,"spent":2.13,"remaining":2.87}"#));
+    }
+
+    #[test]
+    fn budget_reads_any_json_number_and_refuses_the_rest() {
+        let view = |budget: &str| {
+            let json = format!(
+                r#"{{"task_id":"t","timestamp":"2024-02-05T23:30:00Z","progress":{{}},"budget":{budget},"state":{{}}}}"#
+            );
+            CheckpointView::parse(json.as_bytes()).map(|v| v.budget)
+        };
+        let b = view(r#"{"allocated":5,"spent":1.5e-6,"remaining":null}"#).unwrap();
+        assert_eq!(b.allocated, Some("5".parse().unwrap()));
+        assert_eq!(b.spent, "0.0000015".parse().unwrap());
+        assert_eq!(b.remaining, None);
+        assert_eq!(view("{}").unwrap(), BudgetFigures::default());
+        for bad in [
+            r#"{"spent":null}"#,
+            r#"{"spent":"2.13"}"#,
+            r#"{"allocated":[5]}"#,
+            r#"{"spent":1e400}"#,
+            r#"{"spent":1,"spent":2}"#,
+        ] {
+            let e = view(bad).unwrap_err();
+            assert!(e.contains("budget") || e.contains("spent"), "{bad}: {e}");
+        }
+    }
+
+    // Regression (fuzz/, parse_checkpoint target): `state` and `error` were
+    // only checked for syntax, so a checkpoint restore cannot read back
+    // (`{"n":4e99999}`, an unpaired surrogate, nesting past serde_json's
+    // limit) verified as intact, and restore failed on it instead of
+    // skipping to the previous one.
+    #[test]
+    fn state_restore_cannot_read_is_refused() {
+        let doc = |state: &str, error: &str| {
+            format!(
+                r#"{{"task_id":"t","timestamp":"2024-02-05T23:30:00Z","progress":{{}},"budget":{{}},"state":{state},"error":{error}}}"#
+            )
+        };
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        for state in [
+            r#"{"big":46116e8601842738790}"#.to_owned(),
+            "-1e400".to_owned(),
+            r#"["\ud800"]"#.to_owned(),
+            r#"{"\udc00":1}"#.to_owned(),
+            deep(129),
+        ] {
+            let e = CheckpointView::parse(doc(&state, "null").as_bytes()).unwrap_err();
+            assert!(e.contains("state cannot be read back"), "{state}: {e}");
+            let e = CheckpointView::parse(doc("{}", &state).as_bytes()).unwrap_err();
+            assert!(e.contains("error cannot be read back"), "{state}: {e}");
+            assert!(validate_raw_json(state.as_bytes()).is_err());
+        }
+        for state in [
+            deep(127),
+            r#"{"a":[1e308,-0.0,18446744073709551616,"\ud83d\ude00"]}"#.to_owned(),
+        ] {
+            let json = doc(&state, "null");
+            let view = CheckpointView::parse(json.as_bytes()).unwrap();
+            assert_eq!(view.state.get(), state);
+            assert!(validate_raw_json(state.as_bytes()).is_ok());
+        }
+    }
+
+    // Regression (fuzz/, parse_checkpoint and persistence_document targets):
+    // a percentage of 17 digits read back one unit in the last place off,
+    // so metadata.json did not match the checkpoint it was made from.
+    #[test]
+    fn percentage_reads_back_as_written() {
+        for percentage in [
+            45.044444444444444,
+            23.318446474073703,
+            198.18453387344778,
+            0.1,
+        ] {
+            let progress = Progress {
+                items_processed: 1,
+                items_total: None,
+                percentage: Some(percentage),
+            };
+            let json = json_bytes(&progress);
+            let back: Progress = serde_json::from_slice(&json).unwrap();
+            assert_eq!(back, progress, "{}", String::from_utf8_lossy(&json));
+        }
+        let read = |json: &str| serde_json::from_str::<Progress>(json).map(|p| p.percentage);
+        assert_eq!(read(r#"{"percentage":null}"#).unwrap(), None);
+        assert_eq!(read("{}").unwrap(), None);
+        assert_eq!(read(r#"{"percentage":5}"#).unwrap(), Some(5.0));
+        assert_eq!(read(r#"{"percentage":-1E2}"#).unwrap(), Some(-100.0));
+        for bad in [
+            r#"{"percentage":"5"}"#,
+            r#"{"percentage":1e400}"#,
+            r#"{"percentage":[]}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+    }
+
+    // With store::summary refusing a cache that names checkpoint
+    // 18446744073709551615 (it has no successor; the store never writes
+    // it), a checkpoint file saying it is that number is refused too,
+    // rather than verified and then summarised in a cache that never reads
+    // back.
+    #[test]
+    fn sequence_without_a_successor_is_refused() {
+        let doc = |sequence: u64| {
+            format!(
+                r#"{{"task_id":"t","timestamp":"2024-02-05T23:30:00Z","sequence":{sequence},"progress":{{}},"budget":{{}},"state":{{}}}}"#
+            )
+        };
+        let e = CheckpointView::parse(doc(u64::MAX).as_bytes()).unwrap_err();
+        assert!(e.contains("not one the store writes"), "{e}");
+        for fine in [0, 1, u64::MAX - 1] {
+            let json = doc(fine);
+            assert_eq!(
+                CheckpointView::parse(json.as_bytes()).unwrap().sequence,
+                Some(fine)
+            );
+        }
     }
 
     #[test]
