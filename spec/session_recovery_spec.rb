@@ -108,6 +108,15 @@ RSpec.describe MASTER::SessionRecovery do
       expect(s.restore[:data]).to eq(name: "value", nested: [{ k: nil }], f: 1.5, big: 2**62, neg: -7, t: true)
     end
 
+    it "restores every Float exactly, to the last bit" do
+      random = Random.new(42)
+      floats = Array.new(5000) { 100 + random.rand * 100 } +
+               [Float::MAX, -Float::MAX, Float::MIN, 5e-324, -0.0, 0.1, 1e300, 198.18453387344778]
+      session.checkpoint(data: floats)
+      back = session.restore[:data]
+      expect(back.zip(floats).reject { |a, b| a.eql?(b) && a.to_s == b.to_s }).to eq([])
+    end
+
     it "writes nothing when enabled: false, but still counts" do
       s = session(enabled: false)
       expect(s.checkpoint(progress: 4)).to include(checkpoint: nil, progress: 4)

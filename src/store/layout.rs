@@ -91,7 +91,8 @@ pub fn parse_checkpoint_file_name(name: &str) -> Option<u64> {
         return None;
     }
     let number: u64 = digits.parse().ok()?;
-    (number >= 1 && checkpoint_file_name(number) == name).then_some(number)
+    // 2^64-1 would leave no number after it: not a name the store writes.
+    ((1..u64::MAX).contains(&number) && checkpoint_file_name(number) == name).then_some(number)
 }
 
 /// A temp name unique across processes and threads: `.<target>.<pid>.<n>.tmp`.

@@ -164,7 +164,9 @@ impl CleanupRule {
             return false;
         };
         let age = now.signed_duration_since(updated);
-        age.num_milliseconds() >= self.older_than.as_millis() as i64
+        // An age too long for i64 milliseconds is older than any checkpoint.
+        i64::try_from(self.older_than.as_millis())
+            .is_ok_and(|limit| age.num_milliseconds() >= limit)
     }
 }
 
@@ -440,7 +442,16 @@ impl Store {
             .lock_task(&root, task, true)?
             .expect("created when missing");
         let (mut numbers, mut warnings) = scan(&task_dir, true)?;
-        let number = numbers.last().map_or(1, |n| n + 1);
+        let number = match numbers.last() {
+            None => 1,
+            Some(&n) => n
+                .checked_add(1)
+                .filter(|&next| next < u64::MAX)
+                .ok_or_else(|| Error::UnsafeStore {
+                    path: task_dir.child_path(&checkpoint_file_name(n)),
+                    reason: "is the last number a checkpoint can have; remove it".into(),
+                })?,
+        };
         let name = checkpoint_file_name(number);
         doc.set("sequence", &number);
         write_sealed(
@@ -865,14 +876,20 @@ fn is_fresh(task_dir: &Dir, latest: u64) -> Result<bool> {
     let exists = task_dir
         .stat(&checkpoint_file_name(latest))?
         .is_some_and(|st| st.kind == EntryKind::File);
-    Ok(exists && task_dir.stat(&checkpoint_file_name(latest + 1))?.is_none())
+    let Some(next) = latest.checked_add(1) else {
+        return Ok(false);
+    };
+    Ok(exists && task_dir.stat(&checkpoint_file_name(next))?.is_none())
 }
 
 /// An index.json row naming checkpoint `latest` is current when the next
 /// file does not exist: every crash window of a write leaves that file
 /// (the commit comes before the caches), so one `stat` per task tells.
 fn index_row_is_fresh(root: &Dir, task: &str, latest: u64) -> Result<bool> {
-    let next = format!("{task}/{}", checkpoint_file_name(latest + 1));
+    let Some(next) = latest.checked_add(1) else {
+        return Ok(false);
+    };
+    let next = format!("{task}/{}", checkpoint_file_name(next));
     Ok(root.stat(&next)?.is_none())
 }
 

@@ -494,3 +494,44 @@ fn caches_that_are_not_the_stores_own_are_replaced_and_reported() {
     assert_eq!(std::fs::metadata(&meta).unwrap().nlink(), 1);
     assert!(store.list().unwrap().warnings.is_empty());
 }
+
+#[test]
+fn a_huge_age_removes_nothing_and_numbers_never_overflow() {
+    let (_tmp, store) = temp_store();
+    write(&store, "done", Status::Completed, 1, "{}", None);
+    let rule = CleanupRule {
+        older_than: Duration::from_secs(u64::MAX / 1000),
+        keep_failed: false,
+        keep_completed: false,
+        keep_running: false,
+    };
+    assert!(
+        store.cleanup(&rule, Utc::now()).unwrap().is_empty(),
+        "no checkpoint is that old"
+    );
+    let dir = store.root().join("done");
+    std::fs::write(dir.join("checkpoint_18446744073709551614.json"), b"{}").unwrap();
+    let err = store
+        .write_checkpoint(
+            &task("done"),
+            &mut crate::checkpoint::Document::new(),
+            &Draft {
+                task_id: "done",
+                timestamp: Utc::now(),
+                status: Status::Running,
+                message: None,
+                progress: Progress::new(1, None),
+                budget: BudgetFigures::default(),
+                state: b"{}",
+                error: None,
+                rollback_of: None,
+                failures: 0,
+                retries: 0,
+                host: Host::current(),
+            }
+            .facts(),
+            &WriteOptions::default(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("last number"), "{err}");
+}
