@@ -137,7 +137,7 @@ RSpec.describe "Bad input" do
       expect { MASTER::SessionPersistence.save("t", [1]) }.to raise_error(TypeError, /data must be a Hash/)
       expect { MASTER::SessionPersistence.save("t", { checksum: "x" }) }.to raise_error(ArgumentError, /data\[:checksum\]/)
       expect { MASTER::SessionPersistence.save("t", { task_id: "u" }) }.to raise_error(ArgumentError, /task_id/)
-      expect { MASTER::SessionPersistence.save("t", { progress: 5 }) }.to raise_error(ArgumentError, /checkpoint format/)
+      expect { MASTER::SessionPersistence.save("t", { timestamp: "yesterday" }) }.to raise_error(ArgumentError, /timestamp/)
       expect(File.exist?(store_dir)).to be(false)
     end
   end

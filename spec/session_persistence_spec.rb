@@ -12,6 +12,13 @@ RSpec.describe MASTER::SessionPersistence do
       expect(loaded).not_to have_key(:checksum)
     end
 
+    it "brings back every key as saved, even envelope members of another shape" do
+      data = { progress: 50, budget: "lots", status: "paused", metadata: [1], notes: { a: 1 } }
+      described_class.save("t", data)
+      expect(described_class.load("t")).to include(data)
+      expect(MASTER::SessionRecovery.new(task_id: "t").progress).to eq(50)
+    end
+
     it "keeps envelope members that were given" do
       described_class.save("t", { timestamp: "2024-02-05T23:30:00Z", state: { current_file: "x.rb" },
                                   progress: { items_processed: 45, items_total: 100, percentage: 45.0 } })

@@ -192,6 +192,27 @@ mod tests {
     }
 
     #[test]
+    fn keeps_envelope_members_of_other_shapes_as_given() {
+        let (_tmp, store) = temp_store();
+        let task = TaskId::parse("legacy").unwrap();
+        let doc = br#"{"progress":50,"budget":"lots","status":"paused","metadata":[1]}"#;
+        save(&store, &task, doc, &WriteOptions::default()).unwrap();
+        let found = store.read(&task, 1).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&found.json).unwrap();
+        assert_eq!(value["progress"], 50);
+        assert_eq!(value["budget"], "lots");
+        assert_eq!(value["status"], "paused");
+        assert_eq!(value["metadata"], serde_json::json!([1]));
+        let view = found.view();
+        assert_eq!(
+            view.progress.items_processed, 50,
+            "a bare count is the progress"
+        );
+        assert_eq!(view.status, crate::checkpoint::Status::Running);
+        assert_eq!(view.budget, crate::checkpoint::BudgetFigures::default());
+    }
+
+    #[test]
     fn refuses_what_would_not_come_back() {
         let (_tmp, store) = temp_store();
         let task = TaskId::parse("legacy").unwrap();
@@ -200,7 +221,7 @@ mod tests {
             &br#"[1,2]"#[..],
             br#"{"checksum":"x"}"#,
             br#"{"task_id":"other"}"#,
-            br#"{"progress":5}"#,
+            br#"{"timestamp":"yesterday"}"#,
         ] {
             assert!(matches!(
                 save(&store, &task, bad, &options),
