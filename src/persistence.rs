@@ -22,7 +22,7 @@ use crate::store::{Store, WriteOptions, Written};
 const RESERVED: [&str; 2] = ["checksum", "sequence"];
 
 /// The members `document` always writes (given or filled in), in order.
-const ENVELOPE: [&str; 9] = [
+pub const ENVELOPE: [&str; 9] = [
     "task_id",
     "version",
     "timestamp",

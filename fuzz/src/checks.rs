@@ -454,17 +454,7 @@ pub fn persistence_document(data: &[u8]) -> Outcome {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.get())
     };
-    for name in [
-        "task_id",
-        "version",
-        "timestamp",
-        "sequence",
-        "status",
-        "progress",
-        "budget",
-        "state",
-        "metadata",
-    ] {
+    for name in master::persistence::ENVELOPE {
         assert!(get(name).is_some(), "the envelope lacks {name}");
     }
     assert_eq!(get("sequence"), Some("0"));

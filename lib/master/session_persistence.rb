@@ -10,31 +10,22 @@ module MASTER
       # adding the envelope members it lacks.
       # @return [Integer] the new checkpoint's number
       def save(checkpoint_id, data, checkpoint_dir: nil)
-        number, warnings = _save(Config.checkpoint_dir(checkpoint_dir), checkpoint_id, data,
-                                 Config.settings[:max_checkpoints])
-        warnings.each { |message| MASTER.logger&.warn(message) }
-        number
+        logged(_save(Config.checkpoint_dir(checkpoint_dir), checkpoint_id, data, Config.settings[:max_checkpoints]))
       end
 
       # The latest intact checkpoint document (Symbol keys), or nil.
       def load(checkpoint_id, checkpoint_dir: nil)
-        document, warnings = _load(Config.checkpoint_dir(checkpoint_dir), checkpoint_id)
-        warnings.each { |message| MASTER.logger&.warn(message) }
-        document
+        logged(_load(Config.checkpoint_dir(checkpoint_dir), checkpoint_id))
       end
 
       # One summary Hash per task, newest first.
       def list(checkpoint_dir: nil)
-        rows, warnings = _list(Config.checkpoint_dir(checkpoint_dir))
-        warnings.each { |message| MASTER.logger&.warn(message) }
-        rows
+        logged(_list(Config.checkpoint_dir(checkpoint_dir)))
       end
 
       # The summary of one task, or nil.
       def summary(task_id, checkpoint_dir: nil)
-        summary, warnings = _summary(Config.checkpoint_dir(checkpoint_dir), task_id)
-        warnings.each { |message| MASTER.logger&.warn(message) }
-        summary
+        logged(_summary(Config.checkpoint_dir(checkpoint_dir), task_id))
       end
 
       # The task's checkpoint numbers, oldest first.
@@ -71,6 +62,12 @@ module MASTER
       end
 
       private
+
+      # The Rust halves answer [result, warnings]: log these, return that.
+      def logged((result, warnings))
+        warnings.each { |message| MASTER.logger&.warn(message) }
+        result
+      end
 
       def check_flag(name, value)
         return if [true, false].include?(value)
