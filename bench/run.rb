@@ -182,6 +182,44 @@ Bench.pair("cleanup over #{tasks} tasks, removing none", Bench.reps(15)) do |sid
 end
 end
 
+# --- a large state (issue: cost what the caller uses) ---------------------------
+# 500,000 rows, about 53 MB of JSON. Each gem call is timed against what the
+# same step costs a user by hand: the write of the whole document, or its parse.
+if Bench.section?("large")
+rows = Bench::QUICK ? 5_000 : 500_000
+large_state = { rows: Array.new(rows) { |i| { id: i, path: format("app/models/file_%06d.rb", i), status: "done", tokens: 1234 + i, cost: 0.0012 } } }
+large_store = File.join(dir, "large")
+large_doc = { task_id: "large", version: "52.0", timestamp: Time.now.utc.iso8601, progress: { items_processed: 1 },
+              budget: { allocated: nil, spent: 0, remaining: nil }, state: large_state, metadata: {} }
+large_path = File.join(dir, "large.json")
+RubyBaseline.safe_write(large_path, large_doc)
+large = MASTER::SessionRecovery.new(task_id: "large", checkpoint_dir: large_store, logger: nil, max_checkpoints: 3)
+large.checkpoint(progress: 0, data: large_state)
+mb = File.size(large_path) / 1e6
+Bench.pair("large state (#{format('%.0f', mb)} MB): checkpoint(progress:), data carried over", Bench.reps(5),
+           gem_label: "vs writing the whole document") do |side, i|
+  side == :gem ? large.checkpoint(progress: i + 1) : RubyBaseline.safe_write(large_path, large_doc)
+end
+Bench.pair("large state: complete!", Bench.reps(5), gem_label: "vs writing the whole document") do |side, _|
+  side == :gem ? large.complete! : RubyBaseline.safe_write(large_path, large_doc)
+end
+Bench.pair("large state: new session (auto_resume) + restore", Bench.reps(5), gem_label: "vs JSON.parse of the file") do |side, _|
+  if side == :gem
+    MASTER::SessionRecovery.new(task_id: "large", checkpoint_dir: large_store, logger: nil).restore
+  else
+    RubyBaseline.restore(large_path)
+  end
+end
+cli = File.expand_path("../bin/cli", __dir__)
+Bench.pair("large state: bin/cli checkpoint show (3 checkpoints)", Bench.reps(3), gem_label: "vs JSON.parse of the file") do |side, _|
+  if side == :gem
+    system(RbConfig.ruby, cli, "checkpoint", "show", "large", "--dir", large_store, out: File::NULL, exception: true)
+  else
+    RubyBaseline.restore(large_path)
+  end
+end
+end
+
 # --- peak memory of a 100 MB state ----------------------------------------------
 if Bench.section?("memory")
 MB = Bench::QUICK ? 2 : 100

@@ -4,6 +4,7 @@
 # crash or Ctrl-C, rollback and retry, budget tracking in dollars.
 require_relative "master/version"
 require_relative "master/extension"
+require_relative "master/errors"
 require_relative "master/logger"
 require_relative "master/options"
 require_relative "master/config"

@@ -41,17 +41,32 @@ RSpec.describe "async: true" do
     expect(File.exist?(task_dir("async"))).to be(false)
   end
 
-  it "reports a background write error on the next call, once" do
+  # Regression (issue 8): after a background write failed, the checkpoints
+  # captured behind it, and the one of the call that reported the error,
+  # were dropped.
+  it "reports a background write error, keeps every captured checkpoint and writes them once it can" do
     FileUtils.mkdir_p(store_dir)
-    s = session(auto_resume: false)
+    s = session(auto_resume: false, max_checkpoints: 0)
     FileUtils.rm_rf(store_dir)
     File.write(store_dir, "not a directory")
     s.checkpoint(progress: 1)
-    expect { s.flush }.to raise_error(MASTER::StoreError, /master_checkpoints/)
-    expect(s.flush).to be_nil
-    s.checkpoint(progress: 2)
-    sleep 0.2
-    expect { s.checkpoint(progress: 3) }.to raise_error(MASTER::StoreError)
+    expect { s.flush }.to raise_error(MASTER::StoreError, /master_checkpoints.*the 1 captured checkpoint\(s\) not yet written are kept/)
+    expect { s.flush }.to raise_error(MASTER::StoreError, /the 1 captured/)
+    s.checkpoint(progress: 2) # queued behind the failed one, which is tried again
+    expect { s.flush }.to raise_error(MASTER::StoreError, /the 2 captured/)
+    File.delete(store_dir)
+    expect(s.flush).to eq(2)
+    expect(checkpoint_files("async").map { |f| JSON.parse(File.read(f))["progress"]["items_processed"] }).to eq([1, 2])
+  end
+
+  it "exits non-zero when the checkpoints captured cannot be written at exit" do
+    _out, err, status = run_ruby(<<~RUBY)
+      s = MASTER::SessionRecovery.new(task_id: "exiting", async: true)
+      File.write(".master_checkpoints", "in the way")
+      s.checkpoint(progress: 1)
+    RUBY
+    expect(status.exitstatus).to eq(1)
+    expect(err).to match(/could not write the last checkpoints of exiting: .*the 1 captured checkpoint/)
   end
 
   it "flushes at process exit" do

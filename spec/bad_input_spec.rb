@@ -37,7 +37,7 @@ RSpec.describe "Bad input" do
   describe "data that would not round-trip through JSON" do
     {
       { when: Time.at(0) } => /data\[:when\] is a Time/,
-      { files: ["a", "b", "c", Object.new] } => /data\[:files\]\[3\] is a Object/,
+      { files: ["a", "b", "c", Object.new] } => /data\[:files\]\[3\] is an Object/,
       { "score" => Float::NAN } => /data\["score"\] is NaN/,
       { inf: -Float::INFINITY } => /data\[:inf\] is -inf/,
       { r: 1r } => /data\[:r\] is a Rational.*to_f/,
@@ -80,13 +80,36 @@ RSpec.describe "Bad input" do
       expect(MASTER::SessionRecovery.new(task_id: "task").restore[:data][:big]).to eq(big)
     end
 
-    it "refuses a non-JSON item or context in checkpoint_error" do
-      expect_nothing_written do
-        expect { session.checkpoint_error(RuntimeError.new("x"), Object.new) }.to raise_error(TypeError, /item is a Object/)
-        expect { session.checkpoint_error(RuntimeError.new("x"), context: { t: Time.now }) }
-          .to raise_error(TypeError, /context\[:t\] is a Time/)
-        expect { session.checkpoint_error(42) }.to raise_error(TypeError, /error must be an Exception.*42/)
+    # Regression (issue 8): checkpoint_error raised on a Pathname item, so no
+    # failed checkpoint was written and the user's exception was buried.
+    it "records a non-plain item or context by its inspect, with a note, and never raises" do
+      at = Time.utc(2024, 2, 5)
+      state = session.checkpoint_error(RuntimeError.new("x"), Pathname.new("app/models/user.rb"),
+                                       context: { t: at, attempt: 2, "path" => "a.rb" })
+      expect(state[:status]).to eq("failed")
+      expect(state[:error]).to include(item: '#<Pathname:app/models/user.rb>',
+                                       context: { t: at.inspect, attempt: 2, "path" => "a.rb" })
+      expect(state[:error][:notes]).to include(/item is a Pathname, not plain data/, /context\[:t\] is a Time/)
+      odd = session.checkpoint_error(42)
+      expect(odd[:error]).to include(class: "Integer", message: "42")
+      expect(odd[:error][:notes]).to include(/error is an Integer, not an Exception/)
+      expect(MASTER::SessionRecovery.new(task_id: "task").restore[:error]).to eq(odd[:error])
+    end
+
+    it "keeps the caller's own exception the one that propagates" do
+      raised = begin
+        begin
+          raise IOError, "the real problem"
+        rescue IOError => e
+          session.checkpoint_error(e, File.open(__FILE__), context: { io: $stdout, proc: -> {} })
+          raise
+        end
+      rescue IOError => e
+        e
       end
+      expect(raised.message).to eq("the real problem")
+      expect(raised.cause).to be_nil
+      expect(session.restore[:error]).to include(class: "IOError", message: "the real problem")
     end
   end
 
@@ -126,7 +149,9 @@ RSpec.describe "Bad input" do
       expect { s.track_cost(-0.01) }.to raise_error(ArgumentError, /amount must not be negative.*-0.01/)
       expect { s.track_cost("0.25") }.to raise_error(ArgumentError, /amount must be a number of dollars.*"0.25" \(String\)/)
       expect { s.track_cost(nil) }.to raise_error(ArgumentError, /amount.*nil/)
-      expect { s.track_cost(Float::NAN) }.to raise_error(ArgumentError, /amount must be finite/)
+      expect { s.track_cost(Float::NAN) }.to raise_error(ArgumentError, /amount must be a finite number/)
+      # Regression (issue 8): a finite amount too large said "must be finite".
+      expect { s.track_cost(1e300) }.to raise_error(ArgumentError, /amount is too large.*1\.0e\+300/)
       expect { s.increase_budget(0) }.to raise_error(ArgumentError, /amount must be a positive/)
       expect { session(budget: -5) }.to raise_error(ArgumentError, /budget must be a positive.*-5/)
       expect { session(budget: "5") }.to raise_error(ArgumentError, /budget/)

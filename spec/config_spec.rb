@@ -12,7 +12,7 @@ RSpec.describe MASTER::Config do
         enabled: true, checkpoint_interval: 300, checkpoint_on_items: 10,
         checkpoint_dir: ".master_checkpoints", max_checkpoints: 10,
         auto_resume: true, resume_on_start: false, keep_failed: true, keep_successful: 7,
-        track_costs: true, warn_threshold: 0.8
+        track_costs: true, warn_threshold: 0.8, enforce_budget: false
       )
     end
 

@@ -11,15 +11,19 @@ RSpec.describe "The pub2 shim (require \"master/pub2\")" do
       expect(File.exist?(store_dir)).to be(false)
     end
 
-    it "returns the data last saved, with Symbol keys" do
+    # Regression (issue 8): Session.load_state["user"] was nil, because
+    # String keys came back as Symbols, so pub2 code did not run unchanged.
+    it "returns the data last saved, every key and value of the kind it was saved as" do
       Session.save_state("files" => ["a.rb"], "meta" => { "round" => 1 })
-      Session.save_state("files" => ["a.rb", "b.rb"], "meta" => { "round" => 2 }, "mode" => :fast)
-      expect(Session.load_state).to eq(files: ["a.rb", "b.rb"], meta: { round: 2 }, mode: "fast")
+      Session.save_state("files" => ["a.rb", "b.rb"], "meta" => { "round" => 2 }, "mode" => :fast, user: { "name" => "ann" })
+      expect(Session.load_state).to eq("files" => ["a.rb", "b.rb"], "meta" => { "round" => 2 }, "mode" => :fast,
+                                       user: { "name" => "ann" })
+      expect(Session.load_state["meta"]["round"]).to eq(2)
     end
 
     it "returns data that is not a Hash as it was saved" do
-      Session.save_state([1, "two", { "three" => 3 }])
-      expect(Session.load_state).to eq([1, "two", { three: 3 }])
+      Session.save_state([1, "two", { "three" => 3 }, :four])
+      expect(Session.load_state).to eq([1, "two", { "three" => 3 }, :four])
     end
   end
 
@@ -29,12 +33,12 @@ RSpec.describe "The pub2 shim (require \"master/pub2\")" do
       expect(Session.save_state(data)).to equal(data)
       Session.save_state("progress" => 60)
       expect(checkpoint_files("pub2-session").size).to eq(2)
-      expect(MASTER::SessionRecovery.new(task_id: "pub2-session").restore[:data]).to eq(progress: 60)
+      expect(MASTER::SessionRecovery.new(task_id: "pub2-session").restore[:data]).to eq("progress" => 60)
 
       ENV["MASTER_CHECKPOINT_DIR"] = "elsewhere"
       Session.save_state("progress" => 70)
       expect(File.exist?("elsewhere/pub2-session/checkpoint_001.json")).to be(true)
-      expect(Session.load_state).to eq(progress: 70)
+      expect(Session.load_state).to eq("progress" => 70)
     end
 
     it "uses the task id it is given" do
@@ -85,7 +89,7 @@ RSpec.describe "The pub2 shim (require \"master/pub2\")" do
         "state = session.restore (state[:data] is what Session.load_state returned)\n"
       ])
       out, loaded_err, loaded = run_ruby(%(require "master/pub2"\np Session.load_state\np Session.load_state))
-      expect([out, loaded.success?]).to eq(["{:round=>2}\n{:round=>2}\n", true])
+      expect([out, loaded.success?]).to eq(["{\"round\"=>2}\n{\"round\"=>2}\n", true])
       expect(deprecation_lines(loaded_err).size).to eq(1)
       expect(loaded_err).to eq(deprecation_lines(loaded_err).join)
       expect(deprecation_lines(loaded_err).first).to include("Session.load_state (pub2) is deprecated (called from -e:2)")

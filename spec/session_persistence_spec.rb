@@ -6,17 +6,33 @@ RSpec.describe MASTER::SessionPersistence do
       data = { notes: "café", list: [1, 2.5, nil, true], nested: { deep: { "k" => "v" } } }
       expect(described_class.save("legacy", data)).to eq(1)
       loaded = described_class.load("legacy")
-      expect(loaded).to include(notes: "café", list: [1, 2.5, nil, true], nested: { deep: { k: "v" } })
+      expect(loaded).to include(notes: "café", list: [1, 2.5, nil, true], nested: { deep: { "k" => "v" } })
       expect(loaded).to include(task_id: "legacy", version: "52.0", sequence: 1, status: "running", state: {})
       expect(loaded[:metadata]).to include(pid: Process.pid)
       expect(loaded).not_to have_key(:checksum)
     end
 
-    it "brings back every key as saved, even envelope members of another shape" do
-      data = { progress: 50, budget: "lots", status: "paused", metadata: [1], notes: { a: 1 } }
+    it "brings back every key as saved, of the kind it was saved as" do
+      data = { progress: 50, metadata: [1], notes: { a: 1, "b" => :c }, "user" => { "name" => "ann" } }
       described_class.save("t", data)
       expect(described_class.load("t")).to include(data)
+      expect(described_class.load("t")["user"]).to eq("name" => "ann")
       expect(MASTER::SessionRecovery.new(task_id: "t").progress).to eq(50)
+    end
+
+    # Regression (issue 8): status: "weird" and budget: { spent: "lots" }
+    # were stored, then read back as running and $0.00.
+    it "refuses a member the store reads when it holds something else, writing nothing" do
+      { { status: "weird" } => /data\[:status\] must be "running", "completed" or "failed".*got "weird"/,
+        { budget: { spent: "lots" } } => /data\[:budget\] must be .*got \{"spent":"lots"\}/,
+        { progress: -1 } => /data\[:progress\]/,
+        { message: 5 } => /data\[:message\] must be a String or nil/ }.each do |data, message|
+        expect { described_class.save("t", data) }.to raise_error(ArgumentError, message)
+      end
+      expect(File.exist?(store_dir)).to be(false)
+      described_class.save("t", { status: :completed, budget: { allocated: 5, spent: 2.13 } })
+      expect(described_class.summary("t")).to include(status: "completed", budget: include(spent: 2.13))
+      expect(described_class.load("t")[:status]).to eq(:completed)
     end
 
     it "keeps envelope members that were given" do

@@ -73,7 +73,7 @@ RSpec.describe MASTER::SessionRecovery do
     it "returns the restored-state hash of the new checkpoint" do
       state = session(budget: 5.0).checkpoint(progress: 3, data: { "files" => [:a] }, message: "hi")
       expect(state).to include(task_id: "task", checkpoint: 1, status: "running", progress: 3,
-                               message: "hi", data: { files: ["a"] },
+                               message: "hi", data: { "files" => [:a] },
                                budget: { allocated: 5.0, spent: 0.0, remaining: 5.0 })
       expect(state[:timestamp]).to be_a(Time)
     end
@@ -102,10 +102,17 @@ RSpec.describe MASTER::SessionRecovery do
         .to eq(%w[checkpoint_003.json checkpoint_004.json checkpoint_005.json])
     end
 
-    it "restores String keys as Symbols and Symbol values as Strings", :gc_stress do
+    # Regression (issue 8): String keys came back as Symbols and Symbol
+    # values as Strings.
+    it "restores every key and value of the kind it was saved as, the file staying plain JSON", :gc_stress do
       s = session
-      s.checkpoint(data: { "name" => :value, nested: [{ "k" => nil }], f: 1.5, big: 2**62, neg: -7, t: true })
-      expect(s.restore[:data]).to eq(name: "value", nested: [{ k: nil }], f: 1.5, big: 2**62, neg: -7, t: true)
+      data = { "name" => :value, nested: [{ "k" => nil }, { k: :v }], f: 1.5, big: 2**62, neg: -7, t: true,
+               "app/models/user.rb" => 1, status: :done, rows: Array.new(3) { |i| { "id" => i, "tag" => :x } } }
+      s.checkpoint(data: data)
+      back = MASTER::SessionRecovery.new(task_id: "task").restore[:data]
+      expect(back).to eq(data)
+      expect(back.keys.map(&:class)).to eq(data.keys.map(&:class))
+      expect(read_checkpoint("task", 1)["state"]).to eq(JSON.parse(JSON.generate(data)))
     end
 
     it "restores every Float exactly, to the last bit" do
@@ -183,13 +190,106 @@ RSpec.describe MASTER::SessionRecovery do
     end
   end
 
+  describe "#tick, with the data given earlier" do
+    # Regression (issue 8): the document's own pattern lost every result
+    # gathered after the first checkpoint: a writing tick saved new progress
+    # with the old data, and a resume then skipped the items whose results
+    # were gone.
+    it "saves the results gathered so far with the progress, even after a kill -9" do
+      script = <<~RUBY
+        session = MASTER::SessionRecovery.new(task_id: "job", checkpoint_on_items: 10, checkpoint_interval: nil)
+        results = []
+        session.checkpoint(data: { processed: results })
+        35.times do |i|
+          results << "item-\#{i}"
+          session.tick
+        end
+        Process.kill(:KILL, Process.pid)
+      RUBY
+      _out, _err, status = run_ruby(script)
+      expect(status.termsig).to eq(Signal.list["KILL"])
+      state = described_class.new(task_id: "job").restore
+      expect(state[:progress]).to eq(30)
+      expect(state[:data][:processed]).to eq(Array.new(30) { |i| "item-#{i}" })
+    end
+
+    it "keeps following the object restore returned, as the document's resume snippet uses it" do
+      s = session(checkpoint_on_items: 2, checkpoint_interval: nil)
+      s.checkpoint(data: { processed: [] })
+      results = session.restore[:data][:processed]
+      s2 = session(checkpoint_on_items: 2, checkpoint_interval: nil)
+      results = s2.restore[:data][:processed]
+      2.times { |i| results << i && s2.tick }
+      expect(session.restore[:data]).to eq(processed: [0, 1])
+    end
+
+    it "refuses, naming where, data that no longer encodes, and counts the tick again next time" do
+      s = session(checkpoint_on_items: 1, checkpoint_interval: nil)
+      results = []
+      s.checkpoint(data: { processed: results })
+      results << Time.now
+      expect { s.tick }.to raise_error(TypeError, /data\[:processed\]\[0\] is a Time/)
+      results.clear << "fine"
+      expect(s.tick).to be(true)
+      expect(s.restore[:data]).to eq(processed: ["fine"])
+    end
+
+    # Regression (issue 8): tick(2**62) five times wrapped the count.
+    it "refuses progress past the largest count instead of wrapping it" do
+      s = session(checkpoint_on_items: nil, checkpoint_interval: nil)
+      3.times { s.tick(2**62) }
+      expect { s.tick(2**62) }.to raise_error(ArgumentError, /past 18446744073709551615 items.*nothing was counted/)
+      expect(s.progress).to eq(3 * 2**62)
+    end
+  end
+
   describe "#complete!" do
+    # Regression (issue 8): complete! recorded the data of the last
+    # checkpoint, so running the README's example again redid (and re-billed)
+    # the last files.
+    it "records the data as it is now, so a run of a completed task redoes nothing" do
+      files = Array.new(25) { |i| "f#{i}.rb" }
+      billed = []
+      2.times do
+        s = described_class.new(task_id: "refactor-app", budget: 5.0)
+        done = s.restore&.dig(:data, :done) || []
+        files.drop(done.size).each do |file|
+          billed << file
+          done << file
+          s.track_cost(0.02)
+          s.checkpoint(progress: done.size, items_total: files.size, data: { done: done }) if (done.size % 10).zero?
+        end
+        s.complete!
+      end
+      expect(billed).to eq(files)
+      expect(session("refactor-app").restore).to include(status: "completed", data: { done: files })
+    end
+
     it "writes a completed checkpoint" do
       s = session(checkpoint_on_items: nil)
       s.tick(12)
       state = s.complete!
       expect(state).to include(status: "completed", progress: 12, items_total: 12, percentage: 100.0)
       expect(read_checkpoint("task", 1)["status"]).to eq("completed")
+    end
+  end
+
+  describe "#can_retry? across runs" do
+    # Regression (issue 8): max_retries acted as a lifetime limit.
+    it "counts failures since the task last made progress, across restarts" do
+      s = session(max_retries: 2)
+      s.checkpoint(progress: 1)
+      2.times { s.checkpoint_error(RuntimeError.new("x")) }
+      expect(s.can_retry?).to be(false)
+      expect(session(max_retries: 2).can_retry?).to be(false)
+      s.retry_from_checkpoint
+      s.checkpoint(progress: 2)
+      expect(s.can_retry?).to be(true)
+      s.checkpoint_error(RuntimeError.new("y"))
+      s.complete!
+      later = session(max_retries: 2)
+      later.checkpoint_error(RuntimeError.new("z"))
+      expect(later.can_retry?).to be(true)
     end
   end
 
@@ -217,7 +317,8 @@ RSpec.describe MASTER::SessionRecovery do
       s.tick(3)
       s.checkpoint_error(RuntimeError.new("x"))
       state = s.retry_from_checkpoint
-      expect(state).to include(checkpoint: 1, data: "good", progress: 5)
+      expect(state).to include(checkpoint: 3, data: "good", progress: 5, failures: 1, retries: 1)
+      expect(read_checkpoint("task", 3)).to include("retry_of" => 1, "retries" => 1)
       expect(s.progress).to eq(5)
       expect(s.retries).to eq(1)
     end
@@ -228,6 +329,27 @@ RSpec.describe MASTER::SessionRecovery do
       s.checkpoint_error("plain message")
       expect(s.retry_from_checkpoint).to be_nil
       expect(s.progress).to eq(0)
+    end
+  end
+
+  describe "#rollback, step by step" do
+    # Regression (issue 8): two rollbacks went 1 -> 2 -> 3.
+    it "goes back one more step each time" do
+      s = session
+      3.times { |i| s.checkpoint(progress: i + 1, data: { step: i + 1 }) }
+      expect(s.rollback).to include(checkpoint: 4, data: { step: 2 })
+      expect(s.rollback).to include(checkpoint: 5, data: { step: 1 })
+      expect(read_checkpoint("task", 5)["rollback_of"]).to eq(1)
+      expect { s.rollback }.to raise_error(MASTER::CheckpointNotFoundError, /no good checkpoint before checkpoint 1/)
+    end
+  end
+
+  describe "#dup and #clone" do
+    it "are refused, saying how to get a second session for the task" do
+      s = session
+      [-> { s.dup }, -> { s.clone }].each do |copy|
+        expect(&copy).to raise_error(TypeError, /cannot be copied.*SessionRecovery.new\(task_id: "task"\)/)
+      end
     end
   end
 

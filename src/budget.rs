@@ -303,6 +303,16 @@ impl BudgetEvent {
     }
 }
 
+/// A cost must not be negative: costs only add up.
+pub fn check_cost(amount: Money) -> Result<()> {
+    if amount.is_negative() {
+        return Err(Error::invalid(format!(
+            "amount must not be negative (costs only add up); got {amount}"
+        )));
+    }
+    Ok(())
+}
+
 /// Spending against an optional limit, with the two warnings each given once.
 #[derive(Debug, Clone)]
 pub struct Budget {
@@ -374,11 +384,7 @@ impl Budget {
     }
 
     pub fn track(&mut self, amount: Money) -> Result<Vec<BudgetEvent>> {
-        if amount.is_negative() {
-            return Err(Error::invalid(format!(
-                "amount must not be negative; got {amount}"
-            )));
-        }
+        check_cost(amount)?;
         self.spent = self
             .spent
             .checked_add(amount)
@@ -389,7 +395,7 @@ impl Budget {
     pub fn increase(&mut self, amount: Money) -> Result<()> {
         if amount.is_negative() || amount.is_zero() {
             return Err(Error::invalid(format!(
-                "amount must be positive; got {amount}"
+                "amount must be a positive number of dollars; got {amount}"
             )));
         }
         let limit = self.allocated.unwrap_or(Money::ZERO);

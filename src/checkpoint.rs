@@ -221,14 +221,31 @@ pub fn format_timestamp(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The time a checkpoint was written, to the nanosecond: what orders
+/// checkpoints of different tasks by recency (two written in one second
+/// have the same `timestamp`). Always nine digits, so the text sorts.
+pub fn format_precise(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
 pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("timestamp {text:?} is not ISO 8601: {e}"))
 }
 
+/// JSON text as an error message shows it: cut short.
+pub fn shown_json(json: &str) -> String {
+    if json.chars().count() <= 80 {
+        return json.to_owned();
+    }
+    let mut cut: String = json.chars().take(79).collect();
+    cut.push('…');
+    cut
+}
+
 /// Why a checkpoint failed, as `checkpoint_error` records it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct ErrorInfo {
     pub class: String,
     pub message: String,
@@ -238,6 +255,27 @@ pub struct ErrorInfo {
     pub item: Option<Box<RawValue>>,
     #[serde(serialize_with = "raw_or_null")]
     pub context: Option<Box<RawValue>>,
+    /// What was recorded other than as given (an item that is not plain
+    /// data is kept as its `inspect`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// The kinds nodes of `item` and `context` (see `kinds`).
+    #[serde(skip)]
+    pub item_kinds: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub context_kinds: Option<Vec<u8>>,
+}
+
+impl ErrorInfo {
+    /// The kinds node of the `error` member, if it has exceptions.
+    pub fn kinds(&self) -> Option<Vec<u8>> {
+        let parts: Vec<(&str, &[u8])> =
+            [("item", &self.item_kinds), ("context", &self.context_kinds)]
+                .into_iter()
+                .filter_map(|(name, kinds)| kinds.as_deref().map(|k| (name, k)))
+                .collect();
+        crate::kinds::write::document(&parts)
+    }
 }
 
 fn raw_or_null<S: Serializer>(
@@ -346,10 +384,17 @@ pub struct Draft<'a> {
     /// The user's data, already validated raw JSON.
     pub state: &'a [u8],
     pub error: Option<&'a ErrorInfo>,
-    pub rollback_of: Option<u64>,
+    /// The checkpoint whose state this one copies: `retry_of` when `retry`,
+    /// else `rollback_of`.
+    pub copy_of: Option<u64>,
+    pub retry: bool,
     pub failures: u32,
     pub retries: u32,
     pub host: Host,
+    /// When it is written, to the nanosecond (`timestamp` is whole seconds).
+    pub written_at: DateTime<Utc>,
+    /// The document's `ruby_kinds` node (see `kinds`), if it has exceptions.
+    pub kinds: Option<&'a [u8]>,
 }
 
 impl<'a> Draft<'a> {
@@ -367,12 +412,23 @@ impl<'a> Draft<'a> {
         if let Some(error) = self.error {
             doc.set("error", error);
         }
-        if let Some(number) = self.rollback_of {
-            doc.set("rollback_of", &number);
+        if let Some(number) = self.copy_of {
+            doc.set(
+                if self.retry {
+                    "retry_of"
+                } else {
+                    "rollback_of"
+                },
+                &number,
+            );
         }
         doc.set("failures", &self.failures);
         doc.set("retries", &self.retries);
         doc.set("metadata", &self.host);
+        doc.set("written_at", &format_precise(self.written_at));
+        if let Some(kinds) = self.kinds {
+            doc.set_raw(KINDS_MEMBER, kinds);
+        }
         doc
     }
 
@@ -385,6 +441,7 @@ impl<'a> Draft<'a> {
             message: self.message.map(str::to_owned),
             failures: self.failures,
             retries: self.retries,
+            written_at: Some(format_precise(self.written_at)),
         }
     }
 }
@@ -399,7 +456,12 @@ pub struct Facts {
     pub message: Option<String>,
     pub failures: u32,
     pub retries: u32,
+    /// `written_at`, when the document has it (older ones do not).
+    pub written_at: Option<String>,
 }
+
+/// The member that holds the document's key and value kinds (`kinds`).
+pub const KINDS_MEMBER: &str = "ruby_kinds";
 
 /// A checkpoint file as read: envelope parsed, `state` and `error` left raw.
 #[derive(Debug, Deserialize)]
@@ -428,11 +490,17 @@ pub struct CheckpointView<'a> {
     #[serde(default, deserialize_with = "lenient")]
     pub rollback_of: Option<u64>,
     #[serde(default, deserialize_with = "lenient")]
+    pub retry_of: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
     pub failures: u32,
     #[serde(default, deserialize_with = "lenient")]
     pub retries: u32,
     #[serde(default, deserialize_with = "lenient")]
     pub metadata: Host,
+    #[serde(default, deserialize_with = "lenient")]
+    pub written_at: Option<String>,
+    #[serde(default, borrow, rename = "ruby_kinds")]
+    pub kinds: Option<&'a RawValue>,
 }
 
 /// A member read as `T` if it has that shape, else `T::default()`.
@@ -468,6 +536,12 @@ impl<'a> CheckpointView<'a> {
         if let Some(error) = view.error {
             readable_json(error.get()).map_err(|e| format!("error cannot be read back: {e}"))?;
         }
+        if let Some(kinds) = view.kinds {
+            crate::kinds::Kind::parse(kinds.get())?;
+        }
+        if let Some(at) = &view.written_at {
+            parse_timestamp(at)?;
+        }
         Ok(view)
     }
 
@@ -484,6 +558,7 @@ impl<'a> CheckpointView<'a> {
             message: self.message.clone(),
             failures: self.failures,
             retries: self.retries,
+            written_at: self.written_at.clone(),
         }
     }
 }
@@ -572,7 +647,8 @@ mod tests {
             budget: BudgetFigures::new(Some("5.0".parse().unwrap()), "2.13".parse().unwrap()),
             state,
             error,
-            rollback_of: None,
+            copy_of: None,
+            retry: false,
             failures: 0,
             retries: 0,
             host: Host {
@@ -580,6 +656,8 @@ mod tests {
                 user: "developer".into(),
                 pid: 12345,
             },
+            written_at: parse_timestamp("2024-02-05T23:30:00.5Z").unwrap(),
+            kinds: None,
         }
     }
 
@@ -630,7 +708,7 @@ mod tests {
             message: "boom".into(),
             backtrace: vec!["x.rb:1".into()],
             item: Some(RawValue::from_string("\"a.rb\"".into()).unwrap()),
-            context: None,
+            ..ErrorInfo::default()
         };
         let mut d = draft(b"{}", Some(&info));
         d.status = Status::Failed;

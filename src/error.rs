@@ -5,6 +5,10 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::budget::Money;
+use crate::store::layout::TaskId;
+use crate::store::Skipped;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug)]
@@ -22,7 +26,32 @@ pub enum Error {
     UnsafeStore { path: PathBuf, reason: String },
     /// A checkpoint file failed its integrity check or does not parse
     /// (Ruby `MASTER::CorruptCheckpointError`).
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        task_id: String,
+        number: u64,
+        path: PathBuf,
+        reason: String,
+    },
+    /// A task has checkpoints and none is intact (Ruby
+    /// `MASTER::CorruptCheckpointError`, naming the newest).
+    NoIntactCheckpoint {
+        task_id: String,
+        path: PathBuf,
+        skipped: Vec<Skipped>,
+    },
+    /// `track_cost` passed an enforced budget; the amount is recorded
+    /// (Ruby `MASTER::BudgetExceededError`).
+    BudgetExceeded {
+        task_id: String,
+        spent: Money,
+        limit: Money,
+    },
+    /// A background (`async: true`) write failed; `unwritten` captured
+    /// checkpoints are kept and written again by the next call or flush.
+    BackgroundWrite {
+        source: Box<Error>,
+        unwritten: usize,
+    },
     /// No checkpoint where one was asked for (Ruby `MASTER::CheckpointNotFoundError`).
     NotFound(String),
     /// Another process held a store lock for too long (Ruby `MASTER::LockTimeoutError`).
@@ -56,10 +85,35 @@ impl Error {
         }
     }
 
-    pub fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+    pub fn corrupt(
+        task: &TaskId,
+        number: u64,
+        path: impl Into<PathBuf>,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::Corrupt {
+            task_id: task.to_string(),
+            number,
             path: path.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// Every checkpoint of `task` was passed over (`skipped`, newest first).
+    pub fn no_intact_checkpoint(task: &TaskId, skipped: Vec<Skipped>) -> Self {
+        let path = skipped.first().map(|s| s.path.clone()).unwrap_or_default();
+        Error::NoIntactCheckpoint {
+            task_id: task.to_string(),
+            path,
+            skipped,
+        }
+    }
+
+    /// The error a caller sees: a background write failure reports its cause.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::BackgroundWrite { source, .. } => source.root(),
+            other => other,
         }
     }
 
@@ -101,10 +155,43 @@ impl fmt::Display for Error {
                 "refusing to use {}: it {reason}; remove it or point checkpoint_dir elsewhere",
                 path.display()
             ),
-            Error::Corrupt { path, reason } => write!(
+            Error::Corrupt { path, reason, .. } => write!(
                 f,
                 "checkpoint {} is damaged ({reason}); restore an older one or call reset",
                 path.display()
+            ),
+            Error::NoIntactCheckpoint {
+                task_id, skipped, ..
+            } => {
+                write!(
+                    f,
+                    "task {task_id:?} has {} checkpoint file(s) and none is intact (",
+                    skipped.len()
+                )?;
+                for (i, s) in skipped.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "; " };
+                    write!(f, "{sep}{}: {}", s.number, s.reason)?;
+                }
+                write!(
+                    f,
+                    "); nothing can be restored: call reset, or remove the task, to start over"
+                )
+            }
+            Error::BudgetExceeded {
+                task_id,
+                spent,
+                limit,
+            } => write!(
+                f,
+                "task {task_id:?} is over its budget: spent ${} of ${} (recorded); \
+                 call increase_budget to go on",
+                spent.to_cents_string(),
+                limit.to_cents_string()
+            ),
+            Error::BackgroundWrite { source, unwritten } => write!(
+                f,
+                "{source}; the {unwritten} captured checkpoint(s) not yet written are kept and \
+                 written again, in order, by the next checkpoint or flush"
             ),
             Error::NotFound(message) => f.write_str(message),
             Error::LockTimeout { path, waited_secs } => write!(

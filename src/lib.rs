@@ -5,6 +5,7 @@ pub mod budget;
 pub mod checkpoint;
 pub mod error;
 pub mod failpoint;
+pub mod kinds;
 pub mod persistence;
 pub mod ruby_api;
 pub mod session;

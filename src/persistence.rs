@@ -10,16 +10,62 @@ use chrono::Utc;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::checkpoint::Facts;
 use crate::checkpoint::{
-    format_timestamp, json_bytes, BudgetFigures, CheckpointView, Document, Host, Progress,
-    FORMAT_VERSION,
+    format_precise, format_timestamp, json_bytes, BudgetFigures, CheckpointView, Document, Host,
+    Progress, Status, FORMAT_VERSION, KINDS_MEMBER,
 };
 use crate::error::{Error, Result};
+use crate::session::{Data, RawJson};
 use crate::store::layout::TaskId;
-use crate::store::{Store, WriteOptions, Written};
+use crate::store::{Skipped, Store, WriteOptions, Written};
 
 /// Members the store writes itself.
-const RESERVED: [&str; 2] = ["checksum", "sequence"];
+const RESERVED: [&str; 4] = ["checksum", "sequence", "written_at", KINDS_MEMBER];
+
+/// Members the store reads, and what they must hold to be read as given:
+/// a value of another shape is refused on save, never kept and then read
+/// back as something else.
+const INTERPRETED: [(&str, &str); 8] = [
+    ("status", r#""running", "completed" or "failed""#),
+    (
+        "progress",
+        "a count of items, or {items_processed: N, items_total: N or nil, percentage: Float or nil}",
+    ),
+    (
+        "budget",
+        "{allocated: dollars or nil, spent: dollars, remaining: dollars or nil} (numbers)",
+    ),
+    ("message", "a String or nil"),
+    ("failures", "a count (a non-negative Integer)"),
+    ("retries", "a count (a non-negative Integer)"),
+    ("rollback_of", "a checkpoint number"),
+    ("retry_of", "a checkpoint number"),
+];
+
+/// Why `raw`, given as member `key`, would not be read back as given.
+fn misread(key: &str, raw: &RawValue) -> Option<&'static str> {
+    let json = raw.get();
+    let fits = match key {
+        "status" => serde_json::from_str::<Status>(json).is_ok(),
+        "progress" => {
+            serde_json::from_str::<u64>(json).is_ok()
+                || serde_json::from_str::<Progress>(json).is_ok()
+        }
+        "budget" => serde_json::from_str::<BudgetFigures>(json).is_ok(),
+        "message" => serde_json::from_str::<Option<String>>(json).is_ok(),
+        "failures" | "retries" => serde_json::from_str::<u32>(json).is_ok(),
+        "rollback_of" | "retry_of" => serde_json::from_str::<u64>(json).is_ok_and(|n| n > 0),
+        _ => true,
+    };
+    if fits {
+        return None;
+    }
+    INTERPRETED
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, expected)| *expected)
+}
 
 /// The members `document` always writes (given or filled in), in order.
 pub const ENVELOPE: [&str; 9] = [
@@ -60,14 +106,25 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
     }
 }
 
-/// Builds the document to store for `task` from the caller's JSON object.
-pub fn document<'a>(task: &TaskId, user_json: &'a [u8]) -> Result<Document<'a>> {
+/// Builds the document to store for `task` from the caller's JSON object
+/// and its kinds node (`crate::kinds`), kept as the document's `ruby_kinds`.
+pub fn document<'a>(
+    task: &TaskId,
+    user_json: &'a [u8],
+    user_kinds: Option<&'a [u8]>,
+) -> Result<Document<'a>> {
     let members: Members = serde_json::from_slice(user_json)
         .map_err(|_| Error::invalid("data must be a Hash (it becomes the checkpoint document)"))?;
     for (key, value) in &members.0 {
         if RESERVED.contains(&key.as_ref()) {
             return Err(Error::invalid(format!(
                 "data[:{key}] is written by the store itself; remove it from data"
+            )));
+        }
+        if let Some(expected) = misread(key, value) {
+            return Err(Error::invalid(format!(
+                "data[:{key}] must be {expected}, since the store reads it; got {}",
+                crate::checkpoint::shown_json(value.get())
             )));
         }
         if key == "task_id" {
@@ -117,7 +174,61 @@ pub fn document<'a>(task: &TaskId, user_json: &'a [u8]) -> Result<Document<'a>> 
             doc.push_raw(key.clone(), value.get().as_bytes());
         }
     }
+    doc.push_raw("written_at", json_bytes(&format_precise(Utc::now())));
+    if let Some(kinds) = user_kinds {
+        doc.push_raw(KINDS_MEMBER, kinds);
+    }
     Ok(doc)
+}
+
+/// One checkpoint of a task's history, as `bin/cli checkpoint show` lists
+/// it: what its envelope says (never its state, which may be large), or
+/// why it is damaged.
+#[derive(Debug, Clone)]
+pub enum HistoryEntry {
+    Intact {
+        number: u64,
+        facts: Box<Facts>,
+        error: Option<Data>,
+        copy_of: Option<u64>,
+    },
+    Damaged(Skipped),
+}
+
+/// Every checkpoint of `task`, oldest first. Each is verified as a restore
+/// would; only its envelope is kept, so memory stays one file's worth.
+pub fn history(store: &Store, task: &TaskId) -> Result<Vec<HistoryEntry>> {
+    let mut entries = Vec::new();
+    for number in store.numbers(task)? {
+        match store.read(task, number) {
+            Ok(found) => {
+                let error = found.envelope.error.clone().map(|range| Data {
+                    json: RawJson::new(found.json[range].to_vec()),
+                    kinds: found
+                        .envelope
+                        .error_kinds
+                        .clone()
+                        .map(|k| RawJson::new(found.json[k].to_vec())),
+                });
+                entries.push(HistoryEntry::Intact {
+                    number,
+                    facts: Box::new(found.envelope.facts),
+                    error,
+                    copy_of: found.envelope.copy_of,
+                });
+            }
+            Err(Error::NotFound(_)) => {} // pruned meanwhile
+            Err(Error::Corrupt { reason, path, .. }) => {
+                entries.push(HistoryEntry::Damaged(Skipped {
+                    number,
+                    reason,
+                    path,
+                }))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(entries)
 }
 
 /// Stores the caller's document as the next checkpoint of `task`.
@@ -125,9 +236,10 @@ pub fn save(
     store: &Store,
     task: &TaskId,
     user_json: &[u8],
+    user_kinds: Option<&[u8]>,
     options: &WriteOptions,
 ) -> Result<Written> {
-    let mut doc = document(task, user_json)?;
+    let mut doc = document(task, user_json, user_kinds)?;
     let json = doc.to_json();
     let view = CheckpointView::parse(&json).map_err(|e| {
         Error::invalid(format!(
@@ -152,6 +264,7 @@ mod tests {
             &store,
             &task,
             br#"{"answer":42,"state":{"k":[1]}}"#,
+            None,
             &WriteOptions::default(),
         )
         .unwrap();
@@ -179,12 +292,12 @@ mod tests {
         }
         json.push_str(r#""status":"completed"}"#);
         let started = std::time::Instant::now();
-        let doc = document(&task, json.as_bytes()).unwrap();
+        let doc = document(&task, json.as_bytes(), None).unwrap();
         // Linear: well under a second even unoptimised; quadratic: minutes.
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
         let value: serde_json::Value = serde_json::from_slice(&doc.to_json()).unwrap();
         let object = value.as_object().unwrap();
-        assert_eq!(object.len(), ENVELOPE.len() + n);
+        assert_eq!(object.len(), ENVELOPE.len() + n + 1, "and written_at");
         assert_eq!(object["k0"], "first", "the first of a repeated key wins");
         assert_eq!(object["k199999"], 199_999);
         assert_eq!(object["status"], "completed");
@@ -192,24 +305,50 @@ mod tests {
     }
 
     #[test]
-    fn keeps_envelope_members_of_other_shapes_as_given() {
+    fn keeps_members_the_store_does_not_read_as_given() {
         let (_tmp, store) = temp_store();
         let task = TaskId::parse("legacy").unwrap();
-        let doc = br#"{"progress":50,"budget":"lots","status":"paused","metadata":[1]}"#;
-        save(&store, &task, doc, &WriteOptions::default()).unwrap();
+        let doc = br#"{"progress":50,"metadata":[1],"notes":{"a":1}}"#;
+        save(&store, &task, doc, None, &WriteOptions::default()).unwrap();
         let found = store.read(&task, 1).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&found.json).unwrap();
         assert_eq!(value["progress"], 50);
-        assert_eq!(value["budget"], "lots");
-        assert_eq!(value["status"], "paused");
         assert_eq!(value["metadata"], serde_json::json!([1]));
         let view = found.view();
         assert_eq!(
             view.progress.items_processed, 50,
             "a bare count is the progress"
         );
-        assert_eq!(view.status, crate::checkpoint::Status::Running);
-        assert_eq!(view.budget, crate::checkpoint::BudgetFigures::default());
+    }
+
+    // Regression (issue 8): `status: "weird"` and `budget: {spent: "lots"}`
+    // were stored and read back as running and $0.00.
+    #[test]
+    fn refuses_members_the_store_would_read_as_something_else() {
+        let (_tmp, store) = temp_store();
+        let task = TaskId::parse("legacy").unwrap();
+        for (bad, named) in [
+            (&br#"{"status":"weird"}"#[..], "data[:status]"),
+            (br#"{"budget":{"spent":"lots"}}"#, "data[:budget]"),
+            (br#"{"budget":"lots"}"#, "data[:budget]"),
+            (br#"{"progress":-1}"#, "data[:progress]"),
+            (
+                br#"{"progress":{"items_processed":"x"}}"#,
+                "data[:progress]",
+            ),
+            (br#"{"message":5}"#, "data[:message]"),
+            (br#"{"failures":-2}"#, "data[:failures]"),
+            (br#"{"rollback_of":0}"#, "data[:rollback_of]"),
+        ] {
+            let err = save(&store, &task, bad, None, &WriteOptions::default()).unwrap_err();
+            let text = err.to_string();
+            assert!(text.starts_with(named), "{text}");
+            assert!(text.contains("got"), "{text}");
+        }
+        assert!(store.numbers(&task).unwrap().is_empty(), "nothing written");
+        let fine =
+            br#"{"status":"completed","budget":{"allocated":5,"spent":2.13},"message":null}"#;
+        save(&store, &task, fine, None, &WriteOptions::default()).unwrap();
     }
 
     #[test]
@@ -224,7 +363,7 @@ mod tests {
             br#"{"timestamp":"yesterday"}"#,
         ] {
             assert!(matches!(
-                save(&store, &task, bad, &options),
+                save(&store, &task, bad, None, &options),
                 Err(Error::InvalidArgument(_))
             ));
         }

@@ -43,14 +43,20 @@ impl Ticker {
         }
     }
 
-    /// Counts `items`; true when this caller should write a checkpoint now.
+    /// Counts `items`; `Some(true)` when this caller should write a
+    /// checkpoint now, `None` (and nothing counted) when the count would
+    /// pass `u64::MAX` — an error, never a wrapped count.
     #[inline]
-    pub fn tick(&self, items: u64) -> bool {
-        let progress = self.progress.fetch_add(items, Relaxed).wrapping_add(items);
+    pub fn tick(&self, items: u64) -> Option<bool> {
+        let before = self
+            .progress
+            .fetch_update(Relaxed, Relaxed, |p| p.checked_add(items))
+            .ok()?;
+        let progress = before + items;
         let since = progress.saturating_sub(self.covered.load(Relaxed));
         let due = (self.every_items != 0 && since >= self.every_items)
             || (self.every_ms != 0 && coarse_now_ms() >= self.deadline_ms.load(Relaxed));
-        due && !self.claimed.swap(true, Acquire)
+        Some(due && !self.claimed.swap(true, Acquire))
     }
 
     /// Gives up a claim without writing (the write failed).
@@ -99,41 +105,54 @@ mod tests {
     #[test]
     fn due_every_n_items() {
         let ticker = Ticker::new(Some(3), None);
-        assert!(!ticker.tick(1));
-        assert!(!ticker.tick(1));
-        assert!(ticker.tick(1));
+        assert!(!ticker.tick(1).unwrap());
+        assert!(!ticker.tick(1).unwrap());
+        assert!(ticker.tick(1).unwrap());
         // Claimed until rearmed: nobody else writes the same checkpoint.
-        assert!(!ticker.tick(1));
+        assert!(!ticker.tick(1).unwrap());
         ticker.rearm(3);
-        assert!(!ticker.tick(1));
-        assert!(ticker.tick(1));
+        assert!(!ticker.tick(1).unwrap());
+        assert!(ticker.tick(1).unwrap());
         assert_eq!(ticker.progress(), 6);
     }
 
     #[test]
     fn due_after_the_interval() {
         let ticker = Ticker::new(None, Some(Duration::from_millis(30)));
-        assert!(!ticker.tick(1));
+        assert!(!ticker.tick(1).unwrap());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(ticker.tick(1));
+        assert!(ticker.tick(1).unwrap());
         ticker.rearm(ticker.since_checkpoint());
-        assert!(!ticker.tick(1));
+        assert!(!ticker.tick(1).unwrap());
     }
 
     #[test]
     fn items_ticked_during_a_write_count_toward_the_next() {
         let ticker = Ticker::new(Some(10), None);
-        assert!(!ticker.tick(9));
+        assert!(!ticker.tick(9).unwrap());
         let covered = ticker.since_checkpoint();
-        ticker.tick(4); // arrives while the checkpoint is being written
+        ticker.tick(4).unwrap(); // arrives while the checkpoint is being written
         ticker.rearm(covered);
         assert_eq!(ticker.since_checkpoint(), 4);
+    }
+
+    // Regression (issue 8): tick(2**62) five times wrapped the count.
+    #[test]
+    fn a_count_past_the_largest_is_refused_not_wrapped() {
+        let ticker = Ticker::new(None, None);
+        for _ in 0..3 {
+            assert_eq!(ticker.tick(1 << 62), Some(false));
+        }
+        assert_eq!(ticker.tick(1 << 62), None);
+        assert_eq!(ticker.progress(), 3 << 62, "nothing counted");
+        assert_eq!(ticker.tick(u64::MAX - (3 << 62)), Some(false));
+        assert_eq!(ticker.tick(1), None);
     }
 
     #[test]
     fn no_triggers_never_due() {
         let ticker = Ticker::new(None, None);
-        assert!(!ticker.tick(1_000_000));
+        assert!(!ticker.tick(1_000_000).unwrap());
     }
 
     #[test]
@@ -142,7 +161,9 @@ mod tests {
         let claims: u32 = (0..8)
             .map(|_| {
                 let ticker = ticker.clone();
-                std::thread::spawn(move || (0..100_000).filter(|_| ticker.tick(1)).count() as u32)
+                std::thread::spawn(move || {
+                    (0..100_000).filter(|_| ticker.tick(1).unwrap()).count() as u32
+                })
             })
             .collect::<Vec<_>>()
             .into_iter()
@@ -150,6 +171,6 @@ mod tests {
             .sum();
         assert_eq!(ticker.progress(), 800_000);
         assert_eq!(claims, 0);
-        assert!(ticker.tick(200_000));
+        assert!(ticker.tick(200_000).unwrap());
     }
 }

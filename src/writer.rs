@@ -2,10 +2,12 @@
 //! queued checkpoint writes in order, with the same crash-safe recipe as a
 //! direct write. The caller's thread only captures the state and queues it.
 //!
-//! A write error is kept and handed to the next caller (`take_error`,
-//! `flush`), never dropped. Fork: the child never touches a parent's writer
-//! (its lock may have been held by the writer thread at the fork); it
-//! leaves it behind and starts its own.
+//! A failed write is never dropped: the job stays at the head of the queue,
+//! the writer stops there, and the next caller (`enqueue`, `flush`) hears of
+//! the failure — how many captured checkpoints are not yet written — and
+//! makes the writer try again, in order. Fork: the child never touches a
+//! parent's writer (its lock may have been held by the writer thread at the
+//! fork); it leaves it behind and starts its own.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,8 +15,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 
-/// A queued write; returns the checkpoint number written.
-pub type Job = Box<dyn FnOnce() -> Result<u64> + Send>;
+/// A queued write; returns the checkpoint number written. It may run again
+/// after a failure.
+pub type Job = Box<dyn FnMut() -> Result<u64> + Send>;
 
 /// How many captured checkpoints may wait; a caller past this waits for the
 /// writer (backpressure), so memory stays bounded when the disk is slow.
@@ -24,9 +27,24 @@ pub const MAX_QUEUED: usize = 64;
 struct Queue {
     jobs: VecDeque<Job>,
     busy: bool,
+    /// The head job failed; the writer waits for a caller to retry it.
+    stalled: bool,
+    /// Why the head job failed, until it is written after all.
     error: Option<Error>,
     last_written: Option<u64>,
     closing: bool,
+}
+
+impl Queue {
+    /// The failure to report, with how many captured checkpoints wait; the
+    /// writer is told to try again.
+    fn report_and_retry(&mut self) -> Option<Error> {
+        self.stalled = false;
+        self.error.take().map(|source| Error::BackgroundWrite {
+            source: Box::new(source),
+            unwritten: self.jobs.len(),
+        })
+    }
 }
 
 struct Shared {
@@ -44,34 +62,44 @@ fn lock(mutex: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
 }
 
 impl Shared {
-    /// Waits while the queue is full.
+    /// Waits while the queue is full (not while it is stalled: the caller
+    /// then hears of the failure instead of waiting for ever).
     fn wait_for_room(&self) {
         let mut queue = lock(&self.queue);
-        while queue.jobs.len() >= MAX_QUEUED {
+        while queue.jobs.len() >= MAX_QUEUED && !queue.stalled {
             queue = self.progress.wait(queue).unwrap_or_else(|p| p.into_inner());
         }
     }
 
-    fn push(&self, job: Job) {
-        lock(&self.queue).jobs.push_back(job);
+    /// Queues a job; reports a failure not yet reported (the job is queued
+    /// all the same, behind the ones that failed).
+    fn push(&self, job: Job) -> Option<Error> {
+        let report = {
+            let mut queue = lock(&self.queue);
+            queue.jobs.push_back(job);
+            queue.report_and_retry()
+        };
         self.work.notify_one();
+        report
     }
 
-    /// Waits until every queued write is done: the last number written, or
-    /// the first error since the last report.
+    /// Retries what failed and waits until every queued write is done: the
+    /// last number written, or the failure that stopped the writer again.
     fn flush(&self) -> Result<Option<u64>> {
         let mut queue = lock(&self.queue);
-        while !queue.jobs.is_empty() || queue.busy {
+        queue.stalled = false;
+        self.work.notify_one();
+        while (!queue.jobs.is_empty() || queue.busy) && !queue.stalled {
             queue = self.progress.wait(queue).unwrap_or_else(|p| p.into_inner());
         }
-        match queue.error.take() {
-            Some(error) => Err(error),
+        match queue.report_and_retry() {
+            Some(error) => {
+                // Stalled again: the next call retries.
+                queue.stalled = true;
+                Err(error)
+            }
             None => Ok(queue.last_written),
         }
-    }
-
-    fn take_error(&self) -> Option<Error> {
-        lock(&self.queue).error.take()
     }
 
     /// The thread finishes what is queued, then ends.
@@ -83,20 +111,22 @@ impl Shared {
 
 fn run(shared: &Shared) {
     loop {
-        let job = {
+        let mut job = {
             let mut queue = lock(&shared.queue);
             loop {
-                if let Some(job) = queue.jobs.pop_front() {
-                    queue.busy = true;
-                    break job;
+                if !queue.stalled {
+                    if let Some(job) = queue.jobs.pop_front() {
+                        queue.busy = true;
+                        break job;
+                    }
                 }
-                if queue.closing {
+                if queue.closing && (queue.stalled || queue.jobs.is_empty()) {
                     return;
                 }
                 queue = shared.work.wait(queue).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let result = catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|_| {
+        let result = catch_unwind(AssertUnwindSafe(&mut job)).unwrap_or_else(|_| {
             Err(Error::invalid(
                 "internal error in the background writer; that checkpoint was not written",
             ))
@@ -104,11 +134,14 @@ fn run(shared: &Shared) {
         let mut queue = lock(&shared.queue);
         queue.busy = false;
         match result {
-            Ok(number) => queue.last_written = Some(number),
+            Ok(number) => {
+                queue.last_written = Some(number);
+                queue.error = None; // written after all
+            }
             Err(error) => {
-                if queue.error.is_none() {
-                    queue.error = Some(error);
-                }
+                queue.jobs.push_front(job);
+                queue.stalled = true;
+                queue.error = Some(error);
             }
         }
         drop(queue);
@@ -171,8 +204,9 @@ impl Slot {
 
     /// Queues a write, starting the writer thread if needed. `capture` runs
     /// under the slot's lock, so capture order and write order agree even
-    /// with several threads checkpointing. A background error not yet
-    /// reported is returned instead, and nothing is queued.
+    /// with several threads checkpointing. A background failure not yet
+    /// reported is returned after the capture is queued (nothing captured is
+    /// ever dropped), and the writer tries the failed writes again.
     pub fn enqueue<T>(&self, name: &str, capture: impl FnOnce() -> Result<(T, Job)>) -> Result<T> {
         if let Some(shared) = self.shared() {
             shared.wait_for_room(); // outside the slot's lock
@@ -182,12 +216,11 @@ impl Slot {
             *slot = Some(Handle::start(name)?);
         }
         let shared = &slot.as_ref().expect("started above").shared;
-        if let Some(error) = shared.take_error() {
-            return Err(error);
-        }
         let (value, job) = capture()?;
-        shared.push(job);
-        Ok(value)
+        match shared.push(job) {
+            Some(error) => Err(error),
+            None => Ok(value),
+        }
     }
 
     /// Waits for every queued write. `Ok(None)` if nothing was ever written.
@@ -210,11 +243,6 @@ impl Slot {
         if let Some(shared) = self.shared() {
             shared.wait_for_room();
         }
-    }
-
-    /// A background error not yet reported.
-    pub fn take_error(&self) -> Option<Error> {
-        self.shared().and_then(|shared| shared.take_error())
     }
 }
 
@@ -252,26 +280,67 @@ mod tests {
         assert_eq!(*log.lock().unwrap(), (1..=100).collect::<Vec<_>>());
     }
 
+    /// A job that fails its first `failures` runs, then writes `number`;
+    /// `runs` counts its runs.
+    fn flaky(failures: u64, number: u64, log: Arc<Mutex<Vec<u64>>>, runs: Arc<AtomicU64>) -> Job {
+        Box::new(move || {
+            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            if run <= failures {
+                return Err(Error::invalid(format!("disk full (run {run})")));
+            }
+            log.lock().unwrap().push(number);
+            Ok(number)
+        })
+    }
+
+    fn wait_until(done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "timed out");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    // Regression (issue 8): after a failed background write, the captured
+    // checkpoints behind it and the one of the reporting call were dropped.
     #[test]
-    fn an_error_surfaces_once_on_the_next_call() {
+    fn a_failed_write_is_kept_reported_and_retried_in_order() {
         let slot = Slot::default();
-        slot.enqueue("t", || {
-            Ok(((), Box::new(|| Err(Error::invalid("disk full"))) as Job))
-        })
-        .unwrap();
-        let err = slot.flush().unwrap_err();
-        assert!(err.to_string().contains("disk full"));
-        assert!(slot.flush().is_ok(), "reported once");
-        slot.enqueue("t", || {
-            Ok(((), Box::new(|| Err(Error::invalid("again"))) as Job))
-        })
-        .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let next = slot.enqueue("t", || Ok(((), Box::new(|| Ok(7u64)) as Job)));
-        assert!(
-            next.unwrap_err().to_string().contains("again"),
-            "the next call reports it"
-        );
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let runs = Arc::new(AtomicU64::new(0));
+        let job = flaky(2, 1, Arc::clone(&log), Arc::clone(&runs));
+        slot.enqueue("t", || Ok(((), job))).unwrap();
+        wait_until(|| runs.load(Ordering::SeqCst) == 1);
+        // The next call's capture is queued behind the failed one, and the
+        // failure is told, with how much waits.
+        let second = flaky(0, 2, Arc::clone(&log), Arc::new(AtomicU64::new(0)));
+        let err = slot.enqueue("t", || Ok(((), second))).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("disk full (run 1)"), "{text}");
+        assert!(text.contains("the 2 captured checkpoint(s)"), "{text}");
+        wait_until(|| runs.load(Ordering::SeqCst) == 2);
+        // flush tries again, and this time both are written, in order.
+        assert_eq!(slot.flush().unwrap(), Some(2));
+        assert_eq!(*log.lock().unwrap(), [1, 2], "nothing dropped, in order");
+        assert_eq!(slot.flush().unwrap(), Some(2));
+    }
+
+    #[test]
+    fn flush_reports_a_write_that_keeps_failing_every_time() {
+        let slot = Slot::default();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let runs = Arc::new(AtomicU64::new(0));
+        let job = flaky(u64::MAX, 1, Arc::clone(&log), Arc::clone(&runs));
+        slot.enqueue("t", || Ok(((), job))).unwrap();
+        for _ in 0..3 {
+            let err = slot.flush().unwrap_err();
+            assert!(
+                err.to_string().contains("the 1 captured checkpoint(s)"),
+                "{err}"
+            );
+        }
+        assert!(runs.load(Ordering::SeqCst) >= 3, "each flush tried again");
+        assert!(log.lock().unwrap().is_empty());
     }
 
     #[test]
@@ -297,15 +366,22 @@ mod tests {
     }
 
     #[test]
-    fn a_panicking_job_becomes_an_error() {
+    fn a_panicking_job_becomes_an_error_and_is_tried_again() {
         let slot = Slot::default();
-        slot.enqueue("t", || {
-            Ok(((), Box::new(|| -> Result<u64> { panic!("boom") }) as Job))
-        })
-        .unwrap();
-        assert!(slot.flush().is_err());
-        slot.enqueue("t", || Ok(((), Box::new(|| Ok(1u64)) as Job)))
-            .unwrap();
-        assert_eq!(slot.flush().unwrap(), Some(1));
+        let mut panicked = false;
+        let job: Job = Box::new(move || {
+            if !panicked {
+                panicked = true;
+                panic!("boom");
+            }
+            Ok(1)
+        });
+        slot.enqueue("t", || Ok(((), job))).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let err = slot
+            .enqueue("t", || Ok(((), Box::new(|| Ok(2u64)) as Job)))
+            .unwrap_err();
+        assert!(err.to_string().contains("internal error"), "{err}");
+        assert_eq!(slot.flush().unwrap(), Some(2));
     }
 }

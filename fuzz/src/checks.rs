@@ -250,6 +250,10 @@ fn use_checkpoint(view: &CheckpointView, number: u64) {
         number,
         view.timestamp.clone(),
         &facts,
+        seal::Seal {
+            crc: 1,
+            len: bytes_len_hint(view),
+        },
     );
     // The caches hold the budget as Floats (they are only shown, and Ruby
     // gets Floats anyway): exact up to 15 significant digits.
@@ -274,10 +278,13 @@ fn use_checkpoint(view: &CheckpointView, number: u64) {
         budget: view.budget,
         state: view.state.get().as_bytes(),
         error: None,
-        rollback_of: view.rollback_of,
+        copy_of: view.rollback_of.or(view.retry_of),
+        retry: view.rollback_of.is_none() && view.retry_of.is_some(),
         failures: view.failures,
         retries: view.retries,
         host: view.metadata.clone(),
+        written_at: Utc::now(),
+        kinds: view.kinds.map(|k| k.get().as_bytes()),
     };
     let mut doc = draft.to_document();
     if let Some(error) = view.error {
@@ -422,13 +429,18 @@ fn use_summary(summary: &TaskSummary) {
     );
 }
 
+/// Any length will do for a summary that is only written and read back.
+fn bytes_len_hint(view: &CheckpointView) -> u64 {
+    view.state.get().len() as u64
+}
+
 // -------------------------------------------------------------- persistence
 
 /// `persistence_document`: bytes as the caller's JSON object given to
 /// `SessionPersistence.save`.
 pub fn persistence_document(data: &[u8]) -> Outcome {
     let task = TaskId::parse(TASK).unwrap();
-    let Ok(doc) = persistence::document(&task, data) else {
+    let Ok(doc) = persistence::document(&task, data, None) else {
         return Outcome(vec![
             ("document", Verdict::Rejected),
             ("save", Verdict::Skipped),
@@ -585,10 +597,13 @@ fn budget_through_checkpoint(budget: BudgetFigures) -> BudgetFigures {
         budget,
         state: b"{}",
         error: None,
-        rollback_of: None,
+        copy_of: None,
+        retry: false,
         failures: 0,
         retries: 0,
         host: Host::default(),
+        written_at: Utc::now(),
+        kinds: None,
     };
     let json = draft.to_document().to_json();
     match CheckpointView::parse(&json) {

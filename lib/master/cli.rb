@@ -362,11 +362,10 @@ module MASTER
       parse("show", argv, options)
       task = one_argument!(argv, "TASK")
       dir = store(options)
-      summary = SessionPersistence.summary(task, checkpoint_dir: dir)
-      numbers = SessionPersistence.checkpoints(task, checkpoint_dir: dir)
-      unknown_task!(task, dir) if summary.nil? && numbers.empty?
-
-      entries = numbers.filter_map { |number| checkpoint_entry(task, number, dir) }
+      # The damaged checkpoints are shown in the list below: no warnings for them.
+      summary = quietly { SessionPersistence.summary(task, checkpoint_dir: dir) }
+      entries = SessionPersistence.history(task, checkpoint_dir: dir)
+      unknown_task!(task, dir) if summary.nil? && entries.empty?
       if options[:json]
         return emit_json({ task_id: task, directory: File.join(dir, task), summary: summary,
                            checkpoints: entries }, options)
@@ -482,9 +481,17 @@ module MASTER
       raise Failure, "#{problem}; see #{@program} checkpoint show #{task}"
     end
 
-    # What is wrong with a damaged checkpoint, from the library's message.
+    # What is wrong with a damaged checkpoint.
     def damage(error)
-      error.message[/is damaged \((.*?)\); restore/, 1] || error.message
+      error.reason || error.message
+    end
+
+    def quietly
+      logger = MASTER.logger
+      MASTER.logger = nil
+      yield
+    ensure
+      MASTER.logger = logger
     end
 
     def latest_task(dir)
@@ -492,24 +499,6 @@ module MASTER
       raise Failure, "no checkpoints in #{dir}, so nothing to resume; see #{@program} checkpoint list" unless newest
 
       newest[:task_id]
-    end
-
-    # One checkpoint of `show`: its document, or that it is damaged; nil if
-    # it was pruned while we read.
-    def checkpoint_entry(task, number, dir)
-      doc = SessionPersistence.read(task, number, checkpoint_dir: dir)
-      { number: number, damaged: false, timestamp: parse_time(doc[:timestamp]), status: doc[:status],
-        progress: doc[:progress], budget: doc[:budget], message: doc[:message], error: doc[:error] }
-    rescue CorruptCheckpointError => e
-      { number: number, damaged: true, problem: damage(e) }
-    rescue CheckpointNotFoundError
-      nil
-    end
-
-    def parse_time(text)
-      Time.iso8601(text.to_s)
-    rescue ArgumentError
-      text
     end
 
     # --- helpers: clean ----------------------------------------------------

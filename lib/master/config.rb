@@ -25,6 +25,7 @@ module MASTER
       keep_failed: :boolean,
       keep_successful: :days,
       track_costs: :boolean,
+      enforce_budget: :boolean,
       warn_threshold: :fraction
     }.freeze
 

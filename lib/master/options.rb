@@ -20,6 +20,7 @@ module MASTER
       logger: :logger,
       enabled: :boolean,
       track_costs: :boolean,
+      enforce_budget: :boolean,
       async: :boolean
     }.freeze
 
@@ -73,6 +74,7 @@ module MASTER
         auto_resume: chosen[:auto_resume],
         enabled: chosen[:enabled],
         track_costs: chosen[:track_costs],
+        enforce_budget: chosen[:enforce_budget],
         async: options.fetch(:async, false),
         max_retries: options.fetch(:max_retries, DEFAULT_MAX_RETRIES),
         on_checkpoint: options[:on_checkpoint],

@@ -8,7 +8,7 @@ module MASTER
   #
   #   require "master/pub2"
   #   Session.save_state(data)   # a checkpoint of task "pub2-session"
-  #   Session.load_state         # => that data, Symbol keys; nil if none
+  #   Session.load_state         # => that data, as saved; nil if none
   #
   # The state lives in the configured store (checkpoint_dir) like any task,
   # so `bin/cli checkpoint show pub2-session` shows it and the new API reads
@@ -49,8 +49,8 @@ module MASTER
           data
         end
 
-        # The data last saved, with Symbol keys (Symbol values come back as
-        # Strings), or nil if nothing was saved.
+        # The data last saved, every key and value of the kind it was saved
+        # as, or nil if nothing was saved.
         def load_state
           deprecated("load_state", caller_locations(1, 1).first)
           state = SessionRecovery.new(task_id: task_id, auto_resume: false).restore

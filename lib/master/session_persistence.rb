@@ -33,6 +33,15 @@ module MASTER
         _numbers(Config.checkpoint_dir(checkpoint_dir), task_id)
       end
 
+      # One Hash per checkpoint of the task, oldest first, read from each
+      # checkpoint's envelope (its state, however large, is not decoded):
+      # number, timestamp, status, progress, budget, message, error and
+      # copy_of (the checkpoint a rollback or retry copied), or `damaged:
+      # true` with the `problem`.
+      def history(task_id, checkpoint_dir: nil)
+        _history(Config.checkpoint_dir(checkpoint_dir), task_id)
+      end
+
       # Checkpoint `number` of the task as a document Hash.
       def read(task_id, number, checkpoint_dir: nil)
         _read(Config.checkpoint_dir(checkpoint_dir), task_id, number)

@@ -27,12 +27,25 @@ module MASTER
       @async_sessions[session] = true
     end
 
+    # Flushes every async session; at exit, one that cannot write what it
+    # captured makes the process exit non-zero, so a lost checkpoint is
+    # never mistaken for a clean run.
     def self.flush_all
+      failed = false
       (@async_sessions || {}).each_key do |session|
         session.flush
       rescue StandardError => e
+        failed = true
         MASTER.logger&.warn("could not write the last checkpoints of #{session.task_id}: #{e.message}")
       end
+      exit(1) if failed && (!$! || ($!.is_a?(SystemExit) && $!.success?)) # rubocop:disable Style/SpecialGlobalVars
+    end
+
+    # A session owns a task's progress, data and writer: a copy would be a
+    # second owner of the same task, so `dup` and `clone` are refused.
+    def initialize_copy(original)
+      raise TypeError, "a SessionRecovery cannot be copied (dup/clone); create another with " \
+                       "MASTER::SessionRecovery.new(task_id: #{original.task_id.inspect}), which resumes the same task"
     end
 
     # Writes the next checkpoint. Values not given carry over.

@@ -20,6 +20,7 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::errors::{arg_error, type_error};
 use crate::budget::Money;
+use crate::kinds::{self, write::Node, Kind};
 
 /// Ruby's own JSON stops at 100 levels; so do we, which also keeps every
 /// document within the parser's limit when it is read back.
@@ -87,6 +88,9 @@ struct Encoder {
     path: Vec<Segment>,
     depth: usize,
     canonical: bool,
+    /// The kinds node of the value just written, if it is not the default
+    /// (Symbol keys, String values); its parent takes it.
+    kind: Option<Node>,
     problem: Option<Problem>,
     utf8: c_int,
     binary: c_int,
@@ -94,9 +98,59 @@ struct Encoder {
 
 pub struct Encoded {
     pub json: Vec<u8>,
-    /// The value is already what a restore would return (symbol keys, no
-    /// symbol values, plain Hash/Array): callers may hand it back as is.
+    /// Which keys are Strings and which strings are Symbols (`crate::kinds`),
+    /// when any are.
+    pub kinds: Option<Vec<u8>>,
+    /// The value is already what a restore would return (plain Hash and
+    /// Array, no subclasses): callers may hand it back as is.
     pub canonical: bool,
+}
+
+/// The kinds nodes of an Array's items, kept as a count while they are all
+/// the same (an array of rows with String keys needs one node, not one per row).
+#[derive(Default)]
+struct ItemKinds {
+    first: Option<Node>,
+    /// Items whose node equals `first`.
+    same: Vec<usize>,
+    others: Vec<(usize, Node)>,
+}
+
+impl ItemKinds {
+    fn add(&mut self, index: usize, node: Node) {
+        match &self.first {
+            None => {
+                self.first = Some(node);
+                self.same.push(index);
+            }
+            Some(first) if *first == node && self.others.is_empty() => self.same.push(index),
+            Some(_) => self.others.push((index, node)),
+        }
+    }
+
+    fn finish(self, len: usize) -> Option<Node> {
+        let first = self.first?;
+        if self.others.is_empty() && self.same.len() == len {
+            return Some(kinds::write::each(&first));
+        }
+        let mut items: Vec<(usize, Node)> = self.same.iter().map(|&i| (i, first.clone())).collect();
+        items.extend(self.others);
+        items.sort_by_key(|(i, _)| *i);
+        kinds::write::array(len, &items)
+    }
+}
+
+/// "a" or "an", as English puts it before `word` ("an Object", "a Time").
+pub fn article(word: &str) -> &'static str {
+    match word.chars().next() {
+        Some(c) if "AEIOUaeiou".contains(c) => "an",
+        _ => "a",
+    }
+}
+
+/// The name of `value`'s class, never raising.
+pub fn class_of(value: Value) -> String {
+    class_name(value.as_raw())
 }
 
 fn class_name(value: VALUE) -> String {
@@ -181,14 +235,15 @@ impl Encoder {
                 self.out.extend_from_slice(buf.as_bytes_mut());
             }
             _ if FLONUM_P(v) => return self.float(v),
-            _ if STATIC_SYM_P(v) => {
-                self.canonical = false;
-                return self.string(rb_sys::rb_sym2str(v));
-            }
+            _ if STATIC_SYM_P(v) => return self.symbol(v),
             _ if SPECIAL_CONST_P(v) => {
                 let class = class_name(v);
                 return self.refuse(
-                    format!("a {class}, which JSON cannot hold; {}", hint_for(&class)),
+                    format!(
+                        "{} {class}, which JSON cannot hold; {}",
+                        article(&class),
+                        hint_for(&class)
+                    ),
                     v,
                 );
             }
@@ -196,16 +251,17 @@ impl Encoder {
                 ruby_value_type::RUBY_T_STRING => return self.string(v),
                 ruby_value_type::RUBY_T_FLOAT => return self.float(v),
                 ruby_value_type::RUBY_T_BIGNUM => return self.bignum(v),
-                ruby_value_type::RUBY_T_SYMBOL => {
-                    self.canonical = false;
-                    return self.string(rb_sys::rb_sym2str(v));
-                }
+                ruby_value_type::RUBY_T_SYMBOL => return self.symbol(v),
                 ruby_value_type::RUBY_T_ARRAY => return self.array(v),
                 ruby_value_type::RUBY_T_HASH => return self.hash(v),
                 _ => {
                     let class = class_name(v);
                     return self.refuse(
-                        format!("a {class}, which JSON cannot hold; {}", hint_for(&class)),
+                        format!(
+                            "{} {class}, which JSON cannot hold; {}",
+                            article(&class),
+                            hint_for(&class)
+                        ),
                         v,
                     );
                 }
@@ -297,6 +353,12 @@ impl Encoder {
         }
     }
 
+    unsafe fn symbol(&mut self, v: VALUE) -> bool {
+        let written = self.string(rb_sys::rb_sym2str(v));
+        self.kind = Some(std::borrow::Cow::Borrowed(kinds::write::SYMBOL));
+        written
+    }
+
     unsafe fn string(&mut self, s: VALUE) -> bool {
         match self.utf8(s) {
             Ok(text) => {
@@ -343,6 +405,7 @@ impl Encoder {
         // No Ruby code runs during the walk, so the array cannot change under us.
         let len = RARRAY_LEN(v) as usize;
         let items = RARRAY_CONST_PTR(v);
+        let mut item_kinds = ItemKinds::default();
         for i in 0..len {
             if i > 0 {
                 self.out.push(b',');
@@ -355,9 +418,13 @@ impl Encoder {
                 self.path.push(Segment::Index(i));
                 return false;
             }
+            if let Some(node) = self.kind.take() {
+                item_kinds.add(i, node);
+            }
         }
         self.out.push(b']');
         self.depth -= 1;
+        self.kind = item_kinds.finish(len);
         true
     }
 
@@ -374,25 +441,39 @@ impl Encoder {
             first: true,
             symbol_keys: false,
             string_keys: false,
+            members: Vec::new(),
         };
         rb_sys::rb_hash_foreach(v, Some(each_pair), &mut walk as *mut HashWalk as VALUE);
-        let mixed = walk.symbol_keys && walk.string_keys;
+        let (symbol_keys, string_keys) = (walk.symbol_keys, walk.string_keys);
+        let members = std::mem::take(&mut walk.members);
         if self.problem.is_some() {
             return false;
         }
-        if mixed && !self.check_duplicate_keys(v) {
-            return false;
-        }
+        let listed;
+        let string_key_kinds = match (string_keys, symbol_keys) {
+            (false, _) => None,
+            (true, false) => Some(None),
+            (true, true) => match self.mixed_keys(v) {
+                Some(names) => {
+                    listed = names;
+                    Some(Some(listed.as_slice()))
+                }
+                None => return false,
+            },
+        };
         self.out.push(b'}');
         self.depth -= 1;
+        self.kind = kinds::write::hash(string_key_kinds, &members);
         true
     }
 
-    /// `{"a" => 1, a: 2}` would be one key in JSON: refuse rather than lose one.
-    unsafe fn check_duplicate_keys(&mut self, v: VALUE) -> bool {
+    /// The String keys of a Hash that has both kinds of keys. `{"a" => 1,
+    /// a: 2}` would be one key in JSON: refused (`None`) rather than lose one.
+    unsafe fn mixed_keys(&mut self, v: VALUE) -> Option<Vec<String>> {
         let mut keys: Vec<VALUE> = Vec::new();
         rb_sys::rb_hash_foreach(v, Some(collect_key), &mut keys as *mut Vec<VALUE> as VALUE);
         let mut seen = HashSet::new();
+        let mut strings = Vec::new();
         for key in keys {
             // Keys are Strings or Symbols here (checked while writing);
             // static Symbols are immediates and must not be dereferenced.
@@ -411,10 +492,14 @@ impl Encoder {
                 self.problem = Some(Problem::DuplicateKey(
                     String::from_utf8_lossy(bytes).into_owned(),
                 ));
-                return false;
+                return None;
+            }
+            if is_string {
+                // Checked to be UTF-8 while writing.
+                strings.push(String::from_utf8_lossy(bytes).into_owned());
             }
         }
-        true
+        Some(strings)
     }
 }
 
@@ -423,6 +508,8 @@ struct HashWalk<'e> {
     first: bool,
     symbol_keys: bool,
     string_keys: bool,
+    /// Kinds nodes of members whose values have one.
+    members: Vec<(String, Node)>,
 }
 
 unsafe extern "C" fn collect_key(key: VALUE, _value: VALUE, arg: VALUE) -> c_int {
@@ -458,12 +545,14 @@ impl HashWalk<'_> {
             rb_sys::rb_sym2str(key)
         } else if !SPECIAL_CONST_P(key) && RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_STRING {
             self.string_keys = true;
-            e.canonical = false;
             key
         } else {
             let class = class_name(key);
             return e.refuse(
-                format!("a Hash with a {class} key; keys must be Strings or Symbols"),
+                format!(
+                    "a Hash with {} {class} key; keys must be Strings or Symbols",
+                    article(&class)
+                ),
                 key,
             );
         };
@@ -477,7 +566,13 @@ impl HashWalk<'_> {
         self.first = false;
         e.write_str(name);
         e.out.push(b':');
-        if e.ascii_string(value) || e.value(value) {
+        if e.ascii_string(value) {
+            return true;
+        }
+        if e.value(value) {
+            if let Some(node) = e.kind.take() {
+                self.members.push((name.to_owned(), node));
+            }
             return true;
         }
         e.path.push(if symbol {
@@ -539,6 +634,7 @@ pub fn to_json_sized(
         path: Vec::new(),
         depth: 0,
         canonical: true,
+        kind: None,
         problem: None,
         utf8: unsafe { rb_sys::rb_utf8_encindex() },
         binary: unsafe { rb_sys::rb_ascii8bit_encindex() },
@@ -548,6 +644,7 @@ pub fn to_json_sized(
         return if ok {
             Ok(Encoded {
                 json: encoder.out,
+                kinds: encoder.kind.map(std::borrow::Cow::into_owned),
                 canonical: encoder.canonical,
             })
         } else {
@@ -707,12 +804,132 @@ pub fn from_json(bytes: &[u8]) -> Result<Value, String> {
     Ok(unsafe { Value::from_raw(value) })
 }
 
+/// Parses JSON into Ruby objects, giving each key and string the kind
+/// `kind` records (see `crate::kinds`); where it says nothing, keys are
+/// Symbols and strings are Strings, as `from_json` gives.
+pub fn from_json_kinds(bytes: &[u8], kind: Option<&Kind>) -> Result<Value, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = KindSeed(kind)
+        .deserialize(&mut de)
+        .map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(unsafe { Value::from_raw(value) })
+}
+
+#[derive(Clone, Copy)]
+struct KindSeed<'k>(Option<&'k Kind>);
+
+impl<'de> DeserializeSeed<'de> for KindSeed<'_> {
+    type Value = VALUE;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<VALUE, D::Error> {
+        match self.0 {
+            // Nothing special below here: the plain, faster walk.
+            None => RubySeed.deserialize(d),
+            Some(kind) => d.deserialize_any(KindVisitor(kind)),
+        }
+    }
+}
+
+struct KindVisitor<'k>(&'k Kind);
+
+impl<'de> Visitor<'de> for KindVisitor<'_> {
+    type Value = VALUE;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<VALUE, E> {
+        RubyVisitor.visit_bool(v)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<VALUE, E> {
+        RubyVisitor.visit_i64(v)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<VALUE, E> {
+        RubyVisitor.visit_u64(v)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<VALUE, E> {
+        RubyVisitor.visit_f64(v)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<VALUE, E> {
+        RubyVisitor.visit_unit()
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<VALUE, E> {
+        RubyVisitor.visit_none()
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<VALUE, E> {
+        match self.0 {
+            Kind::Symbol => SymbolVisitor.visit_str(v),
+            Kind::Container(_) => RubyVisitor.visit_str(v),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<VALUE, A::Error> {
+        let capacity = seq.size_hint().unwrap_or(0).min(1 << 16);
+        // `array` lives on this stack frame, where Ruby's GC sees it.
+        let array = unsafe { rb_sys::rb_ary_new_capa(capacity as c_long) };
+        let mut index = 0;
+        while let Some(item) = seq.next_element_seed(KindSeed(self.0.item(index)))? {
+            unsafe { rb_sys::rb_ary_push(array, item) };
+            index += 1;
+        }
+        Ok(std::hint::black_box(array))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VALUE, A::Error> {
+        let hash = unsafe { rb_sys::rb_hash_new() };
+        while let Some((key, member)) = map.next_key_seed(KeySeed(self.0))? {
+            let key = std::hint::black_box(key);
+            let value = map.next_value_seed(KindSeed(member))?;
+            unsafe { rb_sys::rb_hash_aset(hash, key, value) };
+        }
+        Ok(std::hint::black_box(hash))
+    }
+}
+
+/// A key as a String or a Symbol, as the Hash's node says, with the node of
+/// its value.
+struct KeySeed<'k>(&'k Kind);
+
+impl<'de, 'k> DeserializeSeed<'de> for KeySeed<'k> {
+    type Value = (VALUE, Option<&'k Kind>);
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, 'k> Visitor<'de> for KeySeed<'k> {
+    type Value = (VALUE, Option<&'k Kind>);
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let key = if self.0.keys().is_string(v) {
+            RubyVisitor.visit_str(v)?
+        } else {
+            SymbolVisitor.visit_str(v)?
+        };
+        Ok((key, self.0.member(v)))
+    }
+}
+
 fn describe(value: Value) -> String {
     let class = class_name(value.as_raw());
     format!("{} ({class})", inspect_value(value))
 }
 
-fn inspect_value(value: Value) -> String {
+/// `value.inspect`, cut short, never raising.
+pub fn inspect_value(value: Value) -> String {
     let ruby = Ruby::get_with(value);
     inspect(&ruby, value.as_raw())
 }
@@ -729,7 +946,13 @@ pub fn money(value: Value, name: &str) -> Result<Money, Error> {
             .map_err(|_| bad("is too large"));
     }
     if let Some(float) = magnus::Float::from_value(value) {
-        return Money::from_f64(float.to_f64()).map_err(|_| bad("must be finite"));
+        let f = float.to_f64();
+        let why = if f.is_finite() {
+            "is too large (the most a session holds is about $1.7e26)"
+        } else {
+            "must be a finite number"
+        };
+        return Money::from_f64(f).map_err(|_| bad(why));
     }
     if let Some(rational) = magnus::RRational::from_value(value) {
         let n = rational.num().to_i64().map_err(|_| bad("is too large"))?;
@@ -738,7 +961,9 @@ pub fn money(value: Value, name: &str) -> Result<Money, Error> {
     }
     if value.is_kind_of(ruby.class_numeric()) && class_name(value.as_raw()) == "BigDecimal" {
         let text: String = value.funcall("to_s", ("F",))?;
-        return text.parse().map_err(|_| bad("must be finite"));
+        return text
+            .parse()
+            .map_err(|_| bad("must be a finite number no larger than about $1.7e26"));
     }
     Err(bad(
         "must be a number of dollars (Integer, Float, Rational or BigDecimal)",

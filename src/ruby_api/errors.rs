@@ -2,7 +2,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use magnus::{prelude::*, value::Lazy, Error, ExceptionClass, RModule, Ruby};
+use magnus::{prelude::*, value::Lazy, Error, ExceptionClass, RModule, Ruby, Value};
 
 use crate::error::Error as CoreError;
 
@@ -22,6 +22,8 @@ pub static NOT_FOUND_ERROR: Lazy<ExceptionClass> =
     Lazy::new(|ruby| master_const(ruby, "CheckpointNotFoundError"));
 pub static CORRUPT_ERROR: Lazy<ExceptionClass> =
     Lazy::new(|ruby| master_const(ruby, "CorruptCheckpointError"));
+pub static BUDGET_EXCEEDED_ERROR: Lazy<ExceptionClass> =
+    Lazy::new(|ruby| master_const(ruby, "BudgetExceededError"));
 
 pub fn init(ruby: &Ruby, master: RModule) -> Result<(), Error> {
     let error = master.define_error("Error", ruby.exception_standard_error())?;
@@ -34,18 +36,70 @@ pub fn init(ruby: &Ruby, master: RModule) -> Result<(), Error> {
     Ok(())
 }
 
-/// The Ruby exception for a core error.
-pub fn to_ruby(error: CoreError) -> Error {
-    let ruby = Ruby::get().expect("called on a Ruby thread");
-    let message = error.to_string();
-    let class = match error {
+/// The Ruby exception class for a core error.
+fn class_of(ruby: &Ruby, error: &CoreError) -> ExceptionClass {
+    match error {
         CoreError::InvalidArgument(_) => ruby.exception_arg_error(),
         CoreError::Io { .. } | CoreError::UnsafeStore { .. } => ruby.get_inner(&STORE_ERROR),
         CoreError::LockTimeout { .. } => ruby.get_inner(&LOCK_TIMEOUT_ERROR),
-        CoreError::Corrupt { .. } => ruby.get_inner(&CORRUPT_ERROR),
+        CoreError::Corrupt { .. } | CoreError::NoIntactCheckpoint { .. } => {
+            ruby.get_inner(&CORRUPT_ERROR)
+        }
         CoreError::NotFound(_) => ruby.get_inner(&NOT_FOUND_ERROR),
+        CoreError::BudgetExceeded { .. } => ruby.get_inner(&BUDGET_EXCEEDED_ERROR),
+        CoreError::BackgroundWrite { source, .. } => class_of(ruby, source.root()),
+    }
+}
+
+/// The Ruby exception for a core error, with its fields as attributes
+/// (`lib/master/errors.rb`), so no caller parses a message.
+pub fn to_ruby(error: CoreError) -> Error {
+    let ruby = Ruby::get().expect("called on a Ruby thread");
+    let message = error.to_string();
+    let class = class_of(&ruby, &error);
+    let Ok(exception) = class.new_instance((message.as_str(),)) else {
+        return Error::new(class, message);
     };
-    Error::new(class, message)
+    let set = |name: &str, value: Value| {
+        let _: Result<Value, _> = exception.funcall("instance_variable_set", (name, value));
+    };
+    let path = |p: &std::path::Path| ruby.str_new(&p.display().to_string()).as_value();
+    match error.root() {
+        CoreError::Corrupt {
+            task_id,
+            number,
+            path: file,
+            reason,
+        } => {
+            set("@task_id", ruby.str_new(task_id).as_value());
+            set("@number", ruby.integer_from_u64(*number).as_value());
+            set("@path", path(file));
+            set("@reason", ruby.str_new(reason).as_value());
+        }
+        CoreError::NoIntactCheckpoint {
+            task_id,
+            path: file,
+            skipped,
+        } => {
+            set("@task_id", ruby.str_new(task_id).as_value());
+            if let Some(newest) = skipped.first() {
+                set("@number", ruby.integer_from_u64(newest.number).as_value());
+            }
+            set("@path", path(file));
+            set("@reason", ruby.str_new("no intact checkpoint").as_value());
+        }
+        CoreError::BudgetExceeded {
+            task_id,
+            spent,
+            limit,
+        } => {
+            set("@task_id", ruby.str_new(task_id).as_value());
+            set("@spent", ruby.float_from_f64(spent.to_f64()).as_value());
+            set("@limit", ruby.float_from_f64(limit.to_f64()).as_value());
+        }
+        _ => {}
+    }
+    Error::from(exception)
 }
 
 pub fn arg_error(message: impl Into<String>) -> Error {

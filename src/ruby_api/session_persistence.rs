@@ -10,8 +10,9 @@ use magnus::{function, prelude::*, Error, IntoValue, RArray, RHash, Ruby, Value}
 use super::convert::{self, to_json};
 use super::errors::{guard, IntoRuby};
 use super::nogvl::nogvl;
-use super::session_recovery::json_value;
+use super::session_recovery::data_value;
 use crate::persistence;
+use crate::session::{Data, RawJson};
 use crate::store::layout::TaskId;
 use crate::store::{CleanupRule, Pick, Store, TaskSummary, WriteOptions};
 
@@ -67,12 +68,24 @@ pub fn summary_hash(ruby: &Ruby, summary: &TaskSummary) -> Result<RHash, Error> 
     Ok(RHash::from_value(unsafe { Value::from_raw(hash) }).expect("a Hash"))
 }
 
-/// A whole checkpoint document as a Hash with Symbol keys, seal removed.
-fn document_hash(json: &[u8]) -> Result<Value, Error> {
-    let doc = json_value(json, "checkpoint")?;
+/// A whole checkpoint document as a Hash (every key of the kind it was
+/// saved as; the store's own members Symbols), seal and kinds removed.
+fn document_hash(found: &crate::store::Found) -> Result<Value, Error> {
+    let kinds = found
+        .envelope
+        .kinds
+        .clone()
+        .map(|range| RawJson::new(found.json[range].to_vec()));
+    let data = Data {
+        json: RawJson::new(found.json.clone()),
+        kinds,
+    };
+    let doc = data_value(&data, "checkpoint")?;
     if let Some(hash) = RHash::from_value(doc) {
         let ruby = Ruby::get_with(hash);
-        let _: Value = hash.delete(ruby.to_symbol("checksum"))?;
+        for store_member in ["checksum", crate::checkpoint::KINDS_MEMBER] {
+            let _: Value = hash.delete(ruby.to_symbol(store_member))?;
+        }
     }
     Ok(doc)
 }
@@ -100,8 +113,9 @@ fn save(
             durable: true,
         };
         let store = store(dir)?;
-        let written =
-            nogvl(|| persistence::save(&store, &task, &encoded.json, &options)).into_ruby()?;
+        let kinds = encoded.kinds.as_deref();
+        let written = nogvl(|| persistence::save(&store, &task, &encoded.json, kinds, &options))
+            .into_ruby()?;
         Ok(ruby.ary_new_from_values(&[
             written.number.into_value_with(ruby),
             ruby.ary_from_vec(written.warnings).as_value(),
@@ -115,23 +129,14 @@ fn load(ruby: &Ruby, dir: String, id: Value) -> Result<RArray, Error> {
         let task = task(id, "checkpoint_id")?;
         let store = store(dir)?;
         let lookup = nogvl(|| store.find(&task, Pick::Latest)).into_ruby()?;
-        let warnings = ruby.ary_new();
-        for skipped in &lookup.skipped {
-            warnings.push(format!(
-                "checkpoint {:?}: skipping {}: {}",
-                task.as_str(),
-                skipped.number,
-                skipped.reason
-            ))?;
-        }
+        let warnings = ruby.ary_from_vec(crate::session::skipped_warnings(&task, &lookup));
         let doc = match lookup.found {
-            Some(found) => document_hash(&found.json)?,
+            Some(found) => document_hash(&found)?,
             None if lookup.skipped.is_empty() => ruby.qnil().as_value(),
             None => {
-                let path = store.checkpoint_path(&task, lookup.skipped[0].number);
-                return Err(crate::error::Error::corrupt(
-                    path,
-                    "no intact checkpoint left",
+                return Err(crate::error::Error::no_intact_checkpoint(
+                    &task,
+                    lookup.skipped,
                 ))
                 .into_ruby();
             }
@@ -168,6 +173,61 @@ fn summary(ruby: &Ruby, dir: String, id: Value) -> Result<RArray, Error> {
     })
 }
 
+/// One Hash per checkpoint, oldest first, from its envelope (the state is
+/// never decoded): `{number:, damaged: false, timestamp:, status:, progress:,
+/// budget:, message:, error:, copy_of:}` or `{number:, damaged: true, problem:}`.
+#[rustfmt::skip]
+fn history(ruby: &Ruby, dir: String, id: Value) -> Result<RArray, Error> {
+    use crate::persistence::HistoryEntry;
+    use crate::sym;
+    use convert::{f64_value, hash_of, opt, str_value, u64_value};
+    guard(|| {
+        let task = task(id, "task")?;
+        let store = store(dir)?;
+        let entries = nogvl(|| persistence::history(&store, &task)).into_ruby()?;
+        let rows = ruby.ary_new_capa(entries.len());
+        for entry in entries {
+            let row = match entry {
+                HistoryEntry::Intact { number, facts, error, copy_of } => {
+                    let error = match &error {
+                        Some(error) => data_value(error, "error")?,
+                        None => ruby.qnil().as_value(),
+                    };
+                    let p = &facts.progress;
+                    let b = &facts.budget;
+                    let money = |m: crate::budget::Money| f64_value(m.to_f64());
+                    hash_of(&[
+                        sym!("number"), u64_value(number),
+                        sym!("damaged"), ruby.qfalse().as_raw(),
+                        sym!("timestamp"), time_or_nil(ruby, &facts.timestamp)?.as_raw(),
+                        sym!("status"), str_value(facts.status.as_str()),
+                        sym!("progress"), hash_of(&[
+                            sym!("items_processed"), u64_value(p.items_processed),
+                            sym!("items_total"), opt(p.items_total, u64_value),
+                            sym!("percentage"), opt(p.percentage, f64_value),
+                        ]),
+                        sym!("budget"), hash_of(&[
+                            sym!("allocated"), opt(b.allocated, money),
+                            sym!("spent"), money(b.spent),
+                            sym!("remaining"), opt(b.remaining, money),
+                        ]),
+                        sym!("message"), opt(facts.message.as_deref(), str_value),
+                        sym!("error"), error.as_raw(),
+                        sym!("copy_of"), opt(copy_of, u64_value),
+                    ])
+                }
+                HistoryEntry::Damaged(skipped) => hash_of(&[
+                    sym!("number"), u64_value(skipped.number),
+                    sym!("damaged"), ruby.qtrue().as_raw(),
+                    sym!("problem"), str_value(&skipped.reason),
+                ]),
+            };
+            rows.push(unsafe { Value::from_raw(row) })?;
+        }
+        Ok(rows)
+    })
+}
+
 fn numbers(dir: String, id: Value) -> Result<Vec<u64>, Error> {
     guard(|| {
         let task = task(id, "task")?;
@@ -182,7 +242,7 @@ fn read(dir: String, id: Value, number: Value) -> Result<Value, Error> {
         let number = convert::checkpoint_number(number, "checkpoint")?;
         let store = store(dir)?;
         let found = nogvl(|| store.read(&task, number)).into_ruby()?;
-        document_hash(&found.json)
+        document_hash(&found)
     })
 }
 
@@ -226,6 +286,7 @@ pub fn init(ruby: &Ruby, master: magnus::RModule) -> Result<(), Error> {
     module.define_singleton_method("_list", function!(list, 1))?;
     module.define_singleton_method("_summary", function!(summary, 2))?;
     module.define_singleton_method("_numbers", function!(numbers, 2))?;
+    module.define_singleton_method("_history", function!(history, 2))?;
     module.define_singleton_method("_read", function!(read, 3))?;
     module.define_singleton_method("_remove", function!(remove, 2))?;
     module.define_singleton_method("_cleanup", function!(cleanup, 5))?;

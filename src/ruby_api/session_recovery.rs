@@ -2,22 +2,24 @@
 //! configuration are handled in `lib/master/session_recovery.rb`, which calls
 //! the `_`-prefixed methods here; everything else is defined here directly.
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{
     gc, method, prelude::*, typed_data::Obj, value::Opaque, DataTypeFunctions, Error, RArray,
-    RHash, RString, Ruby, TypedData, Value,
+    RHash, RString, Ruby, Symbol, TypedData, Value,
 };
 use serde_json::value::RawValue;
 
 use super::convert::{self, money, optional_count, optional_text, to_json};
-use super::errors::{arg_error, guard, type_error, IntoRuby};
+use super::errors::{arg_error, guard, to_ruby, type_error, IntoRuby};
 use super::nogvl::nogvl;
 use crate::budget::{BudgetEvent, Money};
-use crate::checkpoint::{BudgetFigures, ErrorInfo};
-use crate::session::{CheckpointRequest, RawJson, Restored, Session, SessionConfig, Snapshot};
+use crate::checkpoint::ErrorInfo;
+use crate::kinds::Kind;
+use crate::session::{CheckpointRequest, Data, Restored, Session, SessionConfig, Snapshot};
 use crate::store::layout::TaskId;
 
 /// How many backtrace lines a failed checkpoint keeps.
@@ -33,8 +35,31 @@ struct Callbacks {
 struct Inner {
     session: Session,
     callbacks: Callbacks,
+    /// The object last given as `data:` (or restored): a writing `tick`,
+    /// `complete!` and every other write save it as it is then, so results
+    /// gathered into it since are never lost (SPEC: tick data).
+    live_data: LiveData,
     /// Bytes the last `data` encoded to: the next one's buffer starts so.
-    data_size: std::sync::atomic::AtomicUsize,
+    data_size: AtomicUsize,
+}
+
+/// A Ruby object held by the session and marked by its `mark`. Only read
+/// and written with the GVL held (encoding it needs the GVL anyway).
+#[derive(Default)]
+struct LiveData(AtomicUsize);
+
+impl LiveData {
+    fn get(&self) -> Option<Value> {
+        match self.0.load(Relaxed) {
+            0 => None,
+            raw => Some(unsafe { Value::from_raw(raw as rb_sys::VALUE) }),
+        }
+    }
+
+    fn set(&self, value: Option<Value>) {
+        let raw = value.map_or(0, |v| v.as_raw() as usize);
+        self.0.store(raw, Relaxed);
+    }
 }
 
 #[derive(TypedData, Default)]
@@ -54,6 +79,9 @@ impl DataTypeFunctions for SessionRecovery {
                 .flatten()
             {
                 marker.mark(value);
+            }
+            if let Some(data) = inner.live_data.get() {
+                marker.mark(data);
             }
         }
     }
@@ -75,18 +103,26 @@ fn bool_setting(settings: RHash, key: &str) -> Result<bool, Error> {
     Ok(value.to_bool())
 }
 
-pub fn budget_hash(ruby: &Ruby, budget: &BudgetFigures) -> Result<RHash, Error> {
-    serde_magnus::serialize(ruby, budget)
-}
-
-pub fn json_value(json: &[u8], what: &str) -> Result<Value, Error> {
-    convert::from_json(json).map_err(|e| {
+/// The user's data (or a failure's record) as Ruby objects, each key and
+/// string of the kind it was saved as.
+pub fn data_value(data: &Data, what: &str) -> Result<Value, Error> {
+    let unreadable = |e: String| {
         let ruby = Ruby::get().expect("Ruby thread");
         Error::new(
             ruby.get_inner(&super::errors::CORRUPT_ERROR),
             format!("{what} could not be read back: {e}"),
         )
-    })
+    };
+    let kind = match &data.kinds {
+        Some(kinds) => Some(
+            std::str::from_utf8(kinds.as_bytes())
+                .map_err(|e| e.to_string())
+                .and_then(Kind::parse)
+                .map_err(unreadable)?,
+        ),
+        None => None,
+    };
+    convert::from_json_kinds(data.json.as_bytes(), kind.as_ref()).map_err(unreadable)
 }
 
 /// The restored-state hash of SPEC: what `restore` returns and callbacks get.
@@ -96,10 +132,10 @@ fn snapshot_hash(ruby: &Ruby, snapshot: &Snapshot, data: Option<Value>) -> Resul
     use convert::{f64_value, hash_of, opt, str_value, u64_value};
     let data = match data {
         Some(data) => data,
-        None => json_value(snapshot.data.as_bytes(), "data")?,
+        None => data_value(&snapshot.data, "data")?,
     };
     let error = match &snapshot.error {
-        Some(raw) => json_value(raw.as_bytes(), "error")?,
+        Some(error) => data_value(error, "error")?,
         None => ruby.qnil().as_value(),
     };
     let b = &snapshot.budget;
@@ -175,18 +211,76 @@ fn arity(args: &[Value], max: usize) -> Result<(), Error> {
 fn lossy(value: Value) -> String {
     RString::from_value(value)
         .map(|s| unsafe { s.to_string_lossy() }.into_owned())
-        .unwrap_or_default()
+        .unwrap_or_else(|| convert::inspect_value(value))
 }
 
-fn raw_json(value: Value, name: &str, ruby: &Ruby) -> Result<Option<Box<RawValue>>, Error> {
-    if value.is_nil() {
-        return Ok(None);
+/// `value.name` (a method call that may raise), or `fallback`.
+fn call_text(value: Value, method: &str, fallback: impl FnOnce() -> String) -> String {
+    match value.funcall::<_, _, Value>(method, ()) {
+        Ok(v) if !v.is_nil() => lossy(v),
+        _ => fallback(),
     }
-    let encoded = to_json(ruby, value, name)?;
-    let text = String::from_utf8(encoded.json).map_err(|e| arg_error(e.to_string()))?;
-    Ok(Some(
-        RawValue::from_string(text).map_err(|e| arg_error(e.to_string()))?,
-    ))
+}
+
+/// A failure's record of `value`: as given when it is plain data, else —
+/// never failing, since this runs in `rescue` blocks — the plain members of
+/// a Hash as given and everything else as its `inspect`, noted in `notes`.
+fn recorded(
+    ruby: &Ruby,
+    value: Value,
+    name: &str,
+    notes: &mut Vec<String>,
+) -> (Option<Box<RawValue>>, Option<Vec<u8>>) {
+    if value.is_nil() {
+        return (None, None);
+    }
+    let raw = |encoded: convert::Encoded| {
+        let text = String::from_utf8(encoded.json).ok()?;
+        Some((RawValue::from_string(text).ok()?, encoded.kinds))
+    };
+    if let Some((json, kinds)) = to_json(ruby, value, name).ok().and_then(raw) {
+        return (Some(json), kinds);
+    }
+    let inspected = |v: Value| convert::inspect_value(v);
+    let mut note = |what: String, v: Value| {
+        let class = convert::class_of(v);
+        notes.push(format!(
+            "{what} is {} {class}, not plain data: recorded as its inspect",
+            convert::article(&class)
+        ));
+    };
+    let plain = match RHash::from_value(value) {
+        Some(hash) => {
+            // Member by member, so a context keeps what it can as data.
+            let copy = ruby.hash_new();
+            let _ = hash.foreach(|key: Value, member: Value| {
+                let key_name = convert::inspect_value(key);
+                let key = if Symbol::from_value(key).is_some() || RString::from_value(key).is_some()
+                {
+                    key
+                } else {
+                    note(format!("{name} key {key_name}"), key);
+                    ruby.str_new(&key_name).as_value()
+                };
+                let member = if to_json(ruby, member, name).is_ok() {
+                    member
+                } else {
+                    note(format!("{name}[{key_name}]"), member);
+                    ruby.str_new(&inspected(member)).as_value()
+                };
+                let _ = copy.aset(key, member);
+                Ok(magnus::r_hash::ForEach::Continue)
+            });
+            to_json(ruby, copy.as_value(), name).ok().and_then(raw)
+        }
+        None => None,
+    };
+    if let Some((json, kinds)) = plain {
+        return (Some(json), kinds);
+    }
+    note(name.to_owned(), value);
+    let text = serde_json::to_string(&inspected(value)).expect("a String encodes");
+    (RawValue::from_string(text).ok(), None)
 }
 
 impl SessionRecovery {
@@ -251,6 +345,7 @@ impl SessionRecovery {
                 .min(u32::MAX as u64) as u32;
             config.enabled = bool_setting(settings, "enabled")?;
             config.track_costs = bool_setting(settings, "track_costs")?;
+            config.enforce_budget = bool_setting(settings, "enforce_budget")?;
             config.auto_resume = bool_setting(settings, "auto_resume")?;
             config.async_writes = bool_setting(settings, "async")?;
             let callbacks = Callbacks {
@@ -260,25 +355,74 @@ impl SessionRecovery {
                 logger: optional(setting(settings, "logger")),
             };
             let (session, resumed) = nogvl(|| Session::open(config)).into_ruby()?;
-            let logger = callbacks.logger;
-            let on_resume = callbacks.on_resume;
             let inner = Inner {
                 session,
                 callbacks,
+                live_data: LiveData::default(),
                 data_size: Default::default(),
             };
             if rb_self.inner.set(inner).is_err() {
                 return Err(type_error("SessionRecovery is already initialized"));
             }
+            let inner = rb_self.inner()?;
             if let Some(restored) = resumed {
-                log(ruby, logger, restored.warnings.iter().cloned())?;
-                if restored.first_resume {
-                    let hash = snapshot_hash(ruby, &restored.snapshot, None)?;
-                    call(ruby, on_resume, hash)?;
+                log(
+                    ruby,
+                    inner.callbacks.logger,
+                    restored.warnings.iter().cloned(),
+                )?;
+                if restored.first_resume && inner.callbacks.on_resume.is_some() {
+                    let hash = rb_self.adopted_hash(ruby, &restored.snapshot)?;
+                    call(ruby, inner.callbacks.on_resume, hash)?;
                 }
             }
             Ok(())
         })
+    }
+
+    /// `value` encoded as the session's data, with a buffer the size of the
+    /// last encoding (a large state is not copied as the buffer grows).
+    fn encode_data(&self, ruby: &Ruby, value: Value) -> Result<(Data, bool), Error> {
+        let inner = self.inner()?;
+        let expected = inner.data_size.load(Relaxed);
+        let encoded = convert::to_json_sized(ruby, value, "data", expected + expected / 8)?;
+        inner.data_size.store(encoded.json.len(), Relaxed);
+        Ok((Data::new(encoded.json, encoded.kinds), encoded.canonical))
+    }
+
+    /// The current data as it is now, encoded: what every write saves.
+    /// `None` when the session holds no Ruby object for it (its data is
+    /// the bytes of the checkpoint it resumed from).
+    fn current_data(&self, ruby: &Ruby) -> Result<Option<Data>, Error> {
+        match self.inner()?.live_data.get() {
+            Some(value) => self.encode_data(ruby, value).map(|(data, _)| Some(data)),
+            None => Ok(None),
+        }
+    }
+
+    /// The state hash of a checkpoint whose data is now the session's own:
+    /// its `data` object becomes the live one.
+    fn adopted_hash(&self, ruby: &Ruby, snapshot: &Snapshot) -> Result<RHash, Error> {
+        let hash = snapshot_hash(ruby, snapshot, None)?;
+        let data: Value = hash.aref(ruby.to_symbol("data"))?;
+        self.inner()?.live_data.set(Some(data));
+        Ok(hash)
+    }
+
+    /// The state hash of a checkpoint just written from the live data:
+    /// that object itself, not a decoded copy, when it is what a restore
+    /// would give (plain Hashes and Arrays).
+    fn written_hash(
+        &self,
+        ruby: &Ruby,
+        snapshot: &Snapshot,
+        canonical: bool,
+    ) -> Result<RHash, Error> {
+        let live = self.inner()?.live_data.get();
+        match live {
+            Some(data) if canonical => snapshot_hash(ruby, snapshot, Some(data)),
+            _ => self.adopted_hash(ruby, snapshot),
+        }
     }
 
     fn checkpoint(
@@ -291,24 +435,24 @@ impl SessionRecovery {
     ) -> Result<RHash, Error> {
         guard(|| {
             let inner = rb_self.inner()?;
-            let encoded = if data.is_nil() {
-                None
+            let message = optional_text(message, "message")?;
+            let progress = optional_count(progress, "progress")?;
+            let items_total = optional_count(items_total, "items_total")?;
+            let (data, canonical) = if data.is_nil() {
+                match inner.live_data.get() {
+                    Some(live) => rb_self.encode_data(ruby, live).map(|(d, c)| (Some(d), c))?,
+                    None => (None, false),
+                }
             } else {
-                use std::sync::atomic::Ordering::Relaxed;
-                let expected = inner.data_size.load(Relaxed);
-                let encoded = convert::to_json_sized(ruby, data, "data", expected + expected / 8)?;
-                inner.data_size.store(encoded.json.len(), Relaxed);
-                Some(encoded)
+                let (encoded, canonical) = rb_self.encode_data(ruby, data)?;
+                inner.live_data.set(Some(data));
+                (Some(encoded), canonical)
             };
-            let canonical = encoded
-                .as_ref()
-                .is_some_and(|e| e.canonical)
-                .then_some(data);
             let request = CheckpointRequest {
-                data: encoded.map(|e| RawJson::new(e.json)),
-                message: optional_text(message, "message")?,
-                progress: optional_count(progress, "progress")?,
-                items_total: optional_count(items_total, "items_total")?,
+                data,
+                message,
+                progress,
+                items_total,
             };
             let snapshot = checkpoint_now(&inner.session, request)?;
             log(
@@ -316,14 +460,15 @@ impl SessionRecovery {
                 inner.callbacks.logger,
                 snapshot.warnings.iter().cloned(),
             )?;
-            let hash = snapshot_hash(ruby, &snapshot, canonical)?;
+            let hash = rb_self.written_hash(ruby, &snapshot, canonical)?;
             call(ruby, inner.callbacks.on_checkpoint, hash)?;
             Ok(hash)
         })
     }
 
-    /// The hot path: a fixnum check, two atomic adds and a coarse clock
-    /// read, then back to Ruby. Only a due tick goes further.
+    /// The hot path: a fixnum check, an atomic add and a coarse clock read,
+    /// then back to Ruby. Only a due tick goes further, and writes the
+    /// current data as it is now.
     fn tick(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<bool, Error> {
         let items = match args {
             [] => 1,
@@ -334,18 +479,37 @@ impl SessionRecovery {
             _ => return arity(args, 1).map(|_| false),
         };
         let inner = rb_self.inner()?;
-        if !inner.session.tick_due(items) {
-            return Ok(false);
+        match inner.session.tick_due(items) {
+            Some(false) => return Ok(false),
+            Some(true) => {}
+            None => {
+                return Err(arg_error(format!(
+                    "tick({items}) would take progress past {} items, the most a checkpoint holds; \
+                     nothing was counted",
+                    u64::MAX
+                )))
+            }
         }
         guard(|| {
-            let snapshot = checkpoint_now(&inner.session, CheckpointRequest::default())?;
+            let data = match rb_self.current_data(ruby) {
+                Ok(data) => data,
+                Err(e) => {
+                    inner.session.release_tick();
+                    return Err(e);
+                }
+            };
+            let request = CheckpointRequest {
+                data,
+                ..CheckpointRequest::default()
+            };
+            let snapshot = checkpoint_now(&inner.session, request)?;
             log(
                 ruby,
                 inner.callbacks.logger,
                 snapshot.warnings.iter().cloned(),
             )?;
             if inner.callbacks.on_checkpoint.is_some() {
-                let hash = snapshot_hash(ruby, &snapshot, None)?;
+                let hash = rb_self.written_hash(ruby, &snapshot, true)?;
                 call(ruby, inner.callbacks.on_checkpoint, hash)?;
             }
             Ok(true)
@@ -370,7 +534,7 @@ impl SessionRecovery {
                 return Ok(None);
             };
             log(ruby, inner.callbacks.logger, warnings)?;
-            let hash = snapshot_hash(ruby, &snapshot, None)?;
+            let hash = rb_self.adopted_hash(ruby, &snapshot)?;
             if first_resume {
                 call(ruby, inner.callbacks.on_resume, hash)?;
             }
@@ -381,18 +545,22 @@ impl SessionRecovery {
     fn complete(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         guard(|| {
             let inner = rb_self.inner()?;
-            let snapshot = nogvl(|| inner.session.complete(None)).into_ruby()?;
+            let data = rb_self.current_data(ruby)?;
+            let snapshot = nogvl(|| inner.session.complete(data)).into_ruby()?;
             log(
                 ruby,
                 inner.callbacks.logger,
                 snapshot.warnings.iter().cloned(),
             )?;
-            let hash = snapshot_hash(ruby, &snapshot, None)?;
+            let hash = rb_self.written_hash(ruby, &snapshot, true)?;
             call(ruby, inner.callbacks.on_complete, hash)?;
             Ok(hash)
         })
     }
 
+    /// Called from `rescue` blocks: whatever it is given, it records it
+    /// (what is not plain data by its `inspect`) and never raises because
+    /// of it, so the caller's own exception is the one that propagates.
     fn checkpoint_error(
         ruby: &Ruby,
         rb_self: &Self,
@@ -402,44 +570,55 @@ impl SessionRecovery {
     ) -> Result<RHash, Error> {
         guard(|| {
             let inner = rb_self.inner()?;
-            let info = if let Some(message) = RString::from_value(error) {
+            let mut notes = Vec::new();
+            let mut info = if let Some(message) = RString::from_value(error) {
                 ErrorInfo {
                     class: "RuntimeError".into(),
                     message: lossy(message.as_value()),
-                    backtrace: Vec::new(),
-                    item: None,
-                    context: None,
+                    ..ErrorInfo::default()
                 }
             } else if error.is_kind_of(ruby.exception_exception()) {
-                let class: Value = error.funcall("class", ())?;
-                let backtrace: Option<RArray> = error.funcall("backtrace", ())?;
+                let class: Value = error.class().as_value();
+                let backtrace: Option<RArray> = error.funcall("backtrace", ()).unwrap_or(None);
                 ErrorInfo {
-                    class: lossy(class.funcall("name", ())?),
-                    message: lossy(error.funcall("message", ())?),
+                    class: call_text(class, "name", || convert::class_of(error)),
+                    message: call_text(error, "message", || convert::inspect_value(error)),
                     backtrace: backtrace
                         .map(|lines| lines.into_iter().take(BACKTRACE_LINES).map(lossy).collect())
                         .unwrap_or_default(),
-                    item: None,
-                    context: None,
+                    ..ErrorInfo::default()
                 }
             } else {
-                return Err(type_error(format!(
-                    "error must be an Exception (or a String message); got {}",
-                    convert::inspect(ruby, error.as_raw())
-                )));
+                let class = convert::class_of(error);
+                notes.push(format!(
+                    "error is {} {class}, not an Exception: recorded as its inspect",
+                    convert::article(&class)
+                ));
+                ErrorInfo {
+                    class,
+                    message: convert::inspect_value(error),
+                    ..ErrorInfo::default()
+                }
             };
-            let info = ErrorInfo {
-                item: raw_json(item, "item", ruby)?,
-                context: raw_json(context, "context", ruby)?,
-                ..info
+            (info.item, info.item_kinds) = recorded(ruby, item, "item", &mut notes);
+            (info.context, info.context_kinds) = recorded(ruby, context, "context", &mut notes);
+            let data = match rb_self.current_data(ruby) {
+                Ok(data) => data,
+                Err(e) => {
+                    notes.push(format!(
+                        "the session's data could not be saved ({e}); this checkpoint keeps the data last written"
+                    ));
+                    None
+                }
             };
-            let snapshot = nogvl(|| inner.session.checkpoint_error(info)).into_ruby()?;
+            info.notes = notes;
+            let snapshot = nogvl(|| inner.session.checkpoint_error(info, data)).into_ruby()?;
             log(
                 ruby,
                 inner.callbacks.logger,
                 snapshot.warnings.iter().cloned(),
             )?;
-            snapshot_hash(ruby, &snapshot, None)
+            rb_self.written_hash(ruby, &snapshot, true)
         })
     }
 
@@ -459,7 +638,13 @@ impl SessionRecovery {
             let (snapshot, warnings) =
                 nogvl(|| inner.session.retry_from_checkpoint()).into_ruby()?;
             log(ruby, inner.callbacks.logger, warnings)?;
-            snapshot.map(|s| snapshot_hash(ruby, &s, None)).transpose()
+            match snapshot {
+                Some(s) => rb_self.adopted_hash(ruby, &s).map(Some),
+                None => {
+                    inner.live_data.set(None);
+                    Ok(None)
+                }
+            }
         })
     }
 
@@ -478,7 +663,7 @@ impl SessionRecovery {
                 inner.callbacks.logger,
                 snapshot.warnings.iter().cloned(),
             )?;
-            let hash = snapshot_hash(ruby, &snapshot, None)?;
+            let hash = rb_self.adopted_hash(ruby, &snapshot)?;
             call(ruby, inner.callbacks.on_checkpoint, hash)?;
             Ok(hash)
         })
@@ -506,7 +691,9 @@ impl SessionRecovery {
 
     fn reset(&self) -> Result<(), Error> {
         let inner = self.inner()?;
-        guard(|| nogvl(|| inner.session.reset()).into_ruby())
+        guard(|| nogvl(|| inner.session.reset()).into_ruby())?;
+        inner.live_data.set(None);
+        Ok(())
     }
 
     fn progress(&self) -> Result<u64, Error> {
@@ -541,34 +728,45 @@ impl SessionRecovery {
         Ok(self.inner()?.session.retries())
     }
 
+    /// Adds a cost. With `enforce_budget`, the call that passes the budget
+    /// (and every later one) persists the amount, then raises.
     fn track_cost(ruby: &Ruby, rb_self: &Self, amount: Value) -> Result<f64, Error> {
         let inner = rb_self.inner()?;
         let dollars = money(amount, "amount")?;
-        if dollars.is_negative() {
-            return Err(arg_error(format!(
-                "amount must not be negative (costs only add up); got {}",
-                convert::inspect(ruby, amount.as_raw())
-            )));
-        }
-        let events = inner.session.track_cost(dollars).into_ruby()?;
+        let tracked = inner.session.track_cost(dollars).into_ruby()?;
         let task = inner.session.task_id().to_string();
         log(
             ruby,
             inner.callbacks.logger,
-            events.iter().map(|e: &BudgetEvent| e.message(&task)),
+            tracked
+                .events
+                .iter()
+                .map(|e: &BudgetEvent| e.message(&task)),
         )?;
+        if tracked.over_enforced_budget {
+            guard(|| {
+                let exceeded = inner.session.budget_exceeded();
+                let request = CheckpointRequest {
+                    data: rb_self.current_data(ruby)?,
+                    message: Some(exceeded.to_string()),
+                    ..CheckpointRequest::default()
+                };
+                let snapshot = checkpoint_now(&inner.session, request)?;
+                log(
+                    ruby,
+                    inner.callbacks.logger,
+                    snapshot.warnings.iter().cloned(),
+                )?;
+                Err(to_ruby(exceeded))
+            })?;
+        }
         Ok(inner.session.budget().spent().to_f64())
     }
 
     fn increase_budget(ruby: &Ruby, rb_self: &Self, amount: Value) -> Result<f64, Error> {
         let inner = rb_self.inner()?;
         let dollars = money(amount, "amount")?;
-        if dollars.is_negative() || dollars.is_zero() {
-            return Err(arg_error(format!(
-                "amount must be a positive number of dollars; got {}",
-                convert::inspect(ruby, amount.as_raw())
-            )));
-        }
+        let _ = ruby;
         inner.session.increase_budget(dollars).into_ruby()?;
         Ok(inner
             .session

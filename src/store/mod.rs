@@ -32,7 +32,7 @@ use layout::{
     checkpoint_file_name, is_temp_file_name, parse_checkpoint_file_name, temp_file_name, TaskId,
     INDEX_FILE, METADATA_FILE, TRASH_PREFIX,
 };
-use seal::SealedWriter;
+use seal::{Seal, SealedWriter};
 use summary::IndexFile;
 pub use summary::TaskSummary;
 
@@ -79,6 +79,7 @@ pub struct Found {
     pub number: u64,
     pub json: Vec<u8>,
     pub envelope: Envelope,
+    pub seal: Seal,
 }
 
 impl Found {
@@ -99,10 +100,16 @@ impl Found {
 pub struct Envelope {
     pub facts: Facts,
     pub time: DateTime<Utc>,
-    pub rollback_of: Option<u64>,
-    /// Where `state` and `error` are within the file's JSON.
+    /// The checkpoint whose state this one copies (`rollback_of`, `retry_of`).
+    pub copy_of: Option<u64>,
+    /// Where `state` and `error`, and their kinds nodes, are within the
+    /// file's JSON.
     pub state: Range<usize>,
+    pub state_kinds: Option<Range<usize>>,
     pub error: Option<Range<usize>>,
+    pub error_kinds: Option<Range<usize>>,
+    /// The whole document's kinds node (`ruby_kinds`).
+    pub kinds: Option<Range<usize>>,
 }
 
 fn range_in(whole: &[u8], part: &str) -> Range<usize> {
@@ -114,13 +121,32 @@ fn range_in(whole: &[u8], part: &str) -> Range<usize> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
     pub number: u64,
+    /// Why, without the file's name: `path` has it.
     pub reason: String,
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Lookup {
     pub found: Option<Found>,
     pub skipped: Vec<Skipped>,
+}
+
+impl Lookup {
+    /// The one wording of "checkpoint N was passed over", for every reader.
+    pub fn warnings(&self, task: &TaskId) -> Vec<String> {
+        self.skipped
+            .iter()
+            .map(|s| {
+                format!(
+                    "task {task:?}: skipping damaged checkpoint {} ({}): {}",
+                    s.number,
+                    s.path.display(),
+                    s.reason
+                )
+            })
+            .collect()
+    }
 }
 
 /// Which checkpoint a lookup wants.
@@ -216,18 +242,18 @@ fn write_sealed(
     kind: &str,
     body: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
     durable: bool,
-) -> Result<()> {
+) -> Result<Seal> {
     let temp = temp_file_name(name);
     let temp_path = || dir.child_path(&temp);
     failpoint::hit(kind, "create").map_err(|e| Error::io("create", temp_path(), e))?;
     let file = dir.create_new_file(&temp)?;
-    let written = (|| -> Result<()> {
+    let written = (|| -> Result<Seal> {
         let mut writer = SealedWriter::new(BufWriter::with_capacity(1 << 16, &file));
         failpoint::hit(kind, "write").map_err(|e| Error::io("write", temp_path(), e))?;
         body(&mut |chunk| writer.write(chunk)).map_err(|e| Error::io("write", temp_path(), e))?;
-        writer
+        let seal = writer
             .finish()
-            .and_then(|mut buffered| buffered.flush())
+            .and_then(|(mut buffered, seal)| buffered.flush().map(|_| seal))
             .map_err(|e| Error::io("write", temp_path(), e))?;
         if durable {
             failpoint::hit(kind, "fsync")
@@ -236,17 +262,18 @@ fn write_sealed(
         }
         failpoint::hit(kind, "rename")
             .map_err(|e| Error::io("rename into place", dir.child_path(name), e))?;
-        dir.rename(&temp, name)
+        dir.rename(&temp, name)?;
+        Ok(seal)
     })();
     if written.is_err() {
         let _ = dir.unlink(&temp);
     }
-    written?;
+    let seal = written?;
     if durable {
         failpoint::hit(kind, "dirsync").map_err(|e| Error::io("sync directory", dir.path(), e))?;
         dir.sync()?;
     }
-    Ok(())
+    Ok(seal)
 }
 
 /// Writes a cache file (metadata.json, index.json): sealed, in place, no
@@ -314,10 +341,18 @@ pub fn verify_checkpoint(bytes: &[u8], task: &str, number: u64) -> Result<(), St
     parse_checkpoint(bytes, task, number).map(|_| ())
 }
 
-/// Checks the seal and the document once: the length of its JSON text and
-/// what it says.
-fn parse_checkpoint(bytes: &[u8], task: &str, number: u64) -> Result<(usize, Envelope), String> {
+/// Checks the seal and the document once: the length of its JSON text,
+/// its seal and what it says.
+fn parse_checkpoint(
+    bytes: &[u8],
+    task: &str,
+    number: u64,
+) -> Result<(usize, Seal, Envelope), String> {
     let json = seal::verify(bytes)?;
+    let seal = Seal {
+        crc: seal::stated_crc(json).ok_or("its checksum is malformed")?,
+        len: bytes.len() as u64,
+    };
     let view = CheckpointView::parse(json)?;
     if view.task_id != task {
         return Err(format!("it belongs to task {:?}", view.task_id));
@@ -328,14 +363,24 @@ fn parse_checkpoint(bytes: &[u8], task: &str, number: u64) -> Result<(usize, Env
             view.sequence
         ));
     }
+    let kinds_of = |member: &str| -> Result<Option<Range<usize>>, String> {
+        match view.kinds {
+            Some(kinds) => Ok(crate::kinds::member_json(kinds.get(), member)?
+                .map(|node| range_in(json, node.get()))),
+            None => Ok(None),
+        }
+    };
     let envelope = Envelope {
         facts: view.facts(),
         time: view.time(),
-        rollback_of: view.rollback_of,
+        copy_of: view.rollback_of.or(view.retry_of),
         state: range_in(json, view.state.get()),
+        state_kinds: kinds_of("state")?,
         error: view.error.map(|e| range_in(json, e.get())),
+        error_kinds: kinds_of("error")?,
+        kinds: view.kinds.map(|k| range_in(json, k.get())),
     };
-    Ok((json.len(), envelope))
+    Ok((json.len(), seal, envelope))
 }
 
 impl Store {
@@ -454,7 +499,7 @@ impl Store {
         };
         let name = checkpoint_file_name(number);
         doc.set("sequence", &number);
-        write_sealed(
+        let seal = write_sealed(
             &task_dir,
             &name,
             "checkpoint",
@@ -499,6 +544,7 @@ impl Store {
                 numbers.len() as u64,
                 created_at,
                 facts,
+                seal,
             );
             warnings.extend(write_json_sealed(
                 &task_dir,
@@ -573,14 +619,15 @@ impl Store {
                 "task {task:?} has no checkpoint {number}; list them with `bin/cli checkpoint show {task}`"
             ))
         })?;
-        let (len, envelope) = parse_checkpoint(&bytes, task.as_str(), number)
-            .map_err(|reason| Error::corrupt(&path, reason))?;
+        let (len, seal, envelope) = parse_checkpoint(&bytes, task.as_str(), number)
+            .map_err(|reason| Error::corrupt(task, number, &path, reason))?;
         let mut json = bytes;
         json.truncate(len);
         Ok(Found {
             number,
             json,
             envelope,
+            seal,
         })
     }
 
@@ -612,9 +659,15 @@ impl Store {
                     }
                 }
                 Err(Error::NotFound(_)) => {} // pruned meanwhile
+                Err(Error::Corrupt { reason, path, .. }) => lookup.skipped.push(Skipped {
+                    number,
+                    reason,
+                    path,
+                }),
                 Err(e) => lookup.skipped.push(Skipped {
                     number,
                     reason: e.to_string(),
+                    path: task_dir.child_path(&checkpoint_file_name(number)),
                 }),
             }
         }
@@ -669,18 +722,13 @@ impl Store {
         let (cached, warning) = read_cache::<TaskSummary>(task_dir, METADATA_FILE);
         let mut warnings: Vec<String> = warning.into_iter().collect();
         if let Some(summary) = cached {
-            if summary.task_id == task.as_str() && is_fresh(task_dir, summary.latest_checkpoint)? {
+            if summary.task_id == task.as_str() && is_fresh(task_dir, &summary)? {
                 return Ok((Some(summary), warnings));
             }
         }
         let numbers = scan_numbers(task_dir, false)?;
         let latest = self.find_in(task_dir, task, &numbers, Pick::Latest);
-        warnings.extend(latest.skipped.iter().map(|s| {
-            format!(
-                "task {task:?}: skipping checkpoint {}: {}",
-                s.number, s.reason
-            )
-        }));
+        warnings.extend(latest.warnings(task));
         let Some(found) = latest.found else {
             return Ok((None, warnings));
         };
@@ -699,6 +747,7 @@ impl Store {
             numbers.len() as u64,
             self.created_at(task_dir, task, &numbers, &facts),
             &facts,
+            found.seal,
         );
         // Repair the cache when no writer is busy; a busy writer repairs it anyway.
         if let Some(_lock) = task_dir.try_lock()? {
@@ -740,7 +789,7 @@ impl Store {
                 continue;
             };
             if let Some(row) = index.tasks.remove(&entry.name) {
-                if index_row_is_fresh(&root, &entry.name, row.latest_checkpoint)? {
+                if index_row_is_fresh(&root, &entry.name, &row)? {
                     listing.tasks.push(row);
                     continue;
                 }
@@ -789,11 +838,9 @@ impl Store {
                 }
             });
         }
-        listing.tasks.sort_by(|a, b| {
-            b.updated_at
-                .cmp(&a.updated_at)
-                .then_with(|| a.task_id.cmp(&b.task_id))
-        });
+        listing
+            .tasks
+            .sort_by_cached_key(|row| std::cmp::Reverse((row.recency(), row.task_id.clone())));
         Ok(listing)
     }
 
@@ -869,28 +916,58 @@ fn temp_name_in(prefix: &str) -> String {
     format!("{prefix}{}", unique.trim_start_matches('.'))
 }
 
-/// A task's metadata.json naming checkpoint `latest` is current when that
-/// file exists and the next one does not (a writer killed after its commit
-/// leaves the next one behind).
-fn is_fresh(task_dir: &Dir, latest: u64) -> Result<bool> {
-    let exists = task_dir
-        .stat(&checkpoint_file_name(latest))?
-        .is_some_and(|st| st.kind == EntryKind::File);
-    let Some(next) = latest.checked_add(1) else {
+/// A cache's summary of a task is current when the file it names is still
+/// the one it describes (`seal_holds`) and the next one does not exist (a
+/// writer killed after its commit leaves the next one behind). `prefix` is
+/// the task directory's name when `dir` is the store's root.
+fn summary_is_current(dir: &Dir, prefix: &str, summary: &TaskSummary) -> Result<bool> {
+    let Some(next) = summary.latest_checkpoint.checked_add(1) else {
         return Ok(false);
     };
-    Ok(exists && task_dir.stat(&checkpoint_file_name(next))?.is_none())
+    let named = |n: u64| format!("{prefix}{}", checkpoint_file_name(n));
+    if dir.stat(&named(next))?.is_some() {
+        return Ok(false);
+    }
+    let Some(seal) = summary.seal else {
+        return Ok(false); // a cache from before seals were recorded
+    };
+    seal_holds(dir, &named(summary.latest_checkpoint), seal)
 }
 
-/// An index.json row naming checkpoint `latest` is current when the next
-/// file does not exist: every crash window of a write leaves that file
-/// (the commit comes before the caches), so one `stat` per task tells.
-fn index_row_is_fresh(root: &Dir, task: &str, latest: u64) -> Result<bool> {
-    let Some(next) = latest.checked_add(1) else {
+/// Files up to this size are read whole and their checksum verified when a
+/// cache names them; larger ones are checked by size and stated checksum
+/// (a change in place that keeps both is caught when it is read).
+const FULLY_CHECKED: u64 = 64 * 1024;
+
+/// True when file `name` is the sealed file `seal` describes, intact.
+fn seal_holds(dir: &Dir, name: &str, seal: Seal) -> Result<bool> {
+    let Ok(Some((file, size))) = dir.open_file(name) else {
         return Ok(false);
     };
-    let next = format!("{task}/{}", checkpoint_file_name(next));
-    Ok(root.stat(&next)?.is_none())
+    if size != seal.len {
+        return Ok(false);
+    }
+    let whole = size <= FULLY_CHECKED;
+    let from = if whole { 0 } else { size - 64 };
+    let mut bytes = vec![0u8; (size - from) as usize];
+    use std::os::unix::fs::FileExt;
+    if file.read_exact_at(&mut bytes, from).is_err() {
+        return Ok(false);
+    }
+    let stated = if whole {
+        seal::verify(&bytes).ok().and_then(seal::stated_crc)
+    } else {
+        seal::stated_crc(&bytes)
+    };
+    Ok(stated == Some(seal.crc))
+}
+
+fn is_fresh(task_dir: &Dir, summary: &TaskSummary) -> Result<bool> {
+    summary_is_current(task_dir, "", summary)
+}
+
+fn index_row_is_fresh(root: &Dir, task: &str, row: &TaskSummary) -> Result<bool> {
+    summary_is_current(root, &format!("{task}/"), row)
 }
 
 /// Deletes the oldest files beyond `max`, never the newest nor `keep`.

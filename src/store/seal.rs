@@ -13,11 +13,24 @@ use std::io;
 
 const MARKER: &[u8] = b",\"checksum\":\"crc32:";
 
+/// What identifies a sealed file's contents: its checksum and length. The
+/// caches record it for the checkpoint they name, so a reader can tell that
+/// the file is still the one the cache describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Seal {
+    pub crc: u32,
+    pub len: u64,
+}
+
+/// The bytes a seal adds after the content, the final newline included.
+const SUFFIX_LEN: usize = MARKER.len() + 8 + 3;
+
 /// Streams an unterminated JSON object (`{"a":1,"b":2`, no closing brace)
 /// to `out`, then closes it with the checksum member and a newline.
 pub struct SealedWriter<W: io::Write> {
     out: W,
     crc: crc32fast::Hasher,
+    len: u64,
 }
 
 impl<W: io::Write> SealedWriter<W> {
@@ -25,20 +38,47 @@ impl<W: io::Write> SealedWriter<W> {
         SealedWriter {
             out,
             crc: crc32fast::Hasher::new(),
+            len: 0,
         }
     }
 
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.crc.update(bytes);
+        self.len += bytes.len() as u64;
         self.out.write_all(bytes)
     }
 
-    pub fn finish(mut self) -> io::Result<W> {
+    /// Writes the seal; gives back the writer and what identifies the file.
+    pub fn finish(mut self) -> io::Result<(W, Seal)> {
         let crc = self.crc.clone().finalize();
         self.out.write_all(MARKER)?;
         self.out.write_all(format!("{crc:08x}\"}}\n").as_bytes())?;
-        Ok(self.out)
+        let seal = Seal {
+            crc,
+            len: self.len + SUFFIX_LEN as u64,
+        };
+        Ok((self.out, seal))
     }
+}
+
+/// The checksum a sealed file's last bytes state (not checked against its
+/// contents: `verify` does that).
+pub fn stated_crc(tail: &[u8]) -> Option<u32> {
+    let end = tail
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let text = tail[..end].strip_suffix(b"\"}")?;
+    let hex = text.get(text.len().checked_sub(8)?..)?;
+    let marker = text.get(..text.len() - 8)?;
+    if !marker.ends_with(MARKER) {
+        return None;
+    }
+    let hex = std::str::from_utf8(hex).ok()?;
+    hex.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        .then(|| u32::from_str_radix(hex, 16).ok())
+        .flatten()
 }
 
 /// Seals an in-memory unterminated object.
@@ -47,7 +87,7 @@ pub fn seal(open_object: &[u8]) -> Vec<u8> {
     writer
         .write(open_object)
         .expect("writing to a Vec cannot fail");
-    writer.finish().expect("writing to a Vec cannot fail")
+    writer.finish().expect("writing to a Vec cannot fail").0
 }
 
 /// Checks the seal and returns the whole JSON text (checksum member included,
@@ -144,6 +184,13 @@ mod tests {
         let mut writer = SealedWriter::new(Vec::new());
         writer.write(&BODY[..10]).unwrap();
         writer.write(&BODY[10..]).unwrap();
-        assert_eq!(writer.finish().unwrap(), seal(BODY));
+        let (bytes, record) = writer.finish().unwrap();
+        assert_eq!(bytes, seal(BODY));
+        assert_eq!(record.len, bytes.len() as u64);
+        let text = verify(&bytes).unwrap();
+        assert_eq!(stated_crc(text), Some(record.crc));
+        assert_eq!(stated_crc(&bytes[bytes.len() - 40..]), Some(record.crc));
+        assert_eq!(stated_crc(b"x\"}"), None);
+        assert_eq!(stated_crc(BODY), None);
     }
 }

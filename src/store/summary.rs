@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::seal::Seal;
 use crate::checkpoint::{BudgetFigures, Facts, Progress, Status, FORMAT_VERSION};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +31,26 @@ pub struct TaskSummary {
     pub failures: u32,
     #[serde(default)]
     pub retries: u32,
+    /// When the latest checkpoint was written, to the nanosecond: what
+    /// orders tasks newest first (`updated_at` is whole seconds).
+    #[serde(default)]
+    pub written_at: Option<String>,
+    /// What identifies the latest checkpoint file, so a reader can tell the
+    /// file is still the one this summary describes (not damaged since).
+    #[serde(default)]
+    pub seal: Option<Seal>,
+}
+
+impl TaskSummary {
+    /// When the latest checkpoint was written, as precisely as known: what
+    /// "newest" means wherever tasks are ordered.
+    pub fn recency(&self) -> chrono::DateTime<chrono::Utc> {
+        self.written_at
+            .as_deref()
+            .and_then(|t| crate::checkpoint::parse_timestamp(t).ok())
+            .or_else(|| crate::checkpoint::parse_timestamp(&self.updated_at).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// A checkpoint number as a summary may name it: one the store writes, from
@@ -62,6 +83,7 @@ impl TaskSummary {
         checkpoints: u64,
         created_at: String,
         facts: &Facts,
+        seal: Seal,
     ) -> TaskSummary {
         TaskSummary {
             task_id: task_id.to_owned(),
@@ -77,6 +99,8 @@ impl TaskSummary {
             message: facts.message.clone(),
             failures: facts.failures,
             retries: facts.retries,
+            written_at: facts.written_at.clone(),
+            seal: Some(seal),
         }
     }
 }
@@ -110,6 +134,7 @@ mod tests {
             message: None,
             failures: 0,
             retries: 0,
+            written_at: Some("2024-02-05T23:30:00.123456789Z".into()),
         };
         TaskSummary::from_facts(
             "t",
@@ -118,6 +143,7 @@ mod tests {
             3,
             "2024-02-05T23:00:00Z".into(),
             &facts,
+            Seal { crc: 7, len: 512 },
         )
     }
 

@@ -5,7 +5,8 @@
 //! checkpoints on disk never go back in time); `state` guards the fields and
 //! is only ever held for a few instructions, never across I/O or a callback.
 
-use std::ops::Range;
+mod snapshot;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -16,43 +17,10 @@ use crate::budget::{Budget, BudgetEvent, Money};
 use crate::checkpoint::{BudgetFigures, Draft, ErrorInfo, Host, Progress, Status};
 use crate::error::{Error, Result};
 use crate::store::layout::TaskId;
-use crate::store::{gate, Found, Lookup, Pick, Store, WriteOptions};
+use crate::store::{gate, Lookup, Pick, Store, WriteOptions};
 use crate::ticker::Ticker;
 use crate::writer::{self, Job};
-
-/// Raw JSON bytes shared without copying: the user's data, or the `state`
-/// slice of a checkpoint file that was read.
-#[derive(Debug, Clone)]
-pub struct RawJson {
-    buf: Arc<Vec<u8>>,
-    range: Range<usize>,
-}
-
-impl RawJson {
-    pub fn new(bytes: Vec<u8>) -> RawJson {
-        let range = 0..bytes.len();
-        RawJson {
-            buf: Arc::new(bytes),
-            range,
-        }
-    }
-
-    pub fn empty_object() -> RawJson {
-        RawJson::new(b"{}".to_vec())
-    }
-
-    /// The bytes `range` of a shared buffer.
-    fn range_of(json: &Arc<Vec<u8>>, range: Range<usize>) -> RawJson {
-        RawJson {
-            buf: Arc::clone(json),
-            range,
-        }
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.range.clone()]
-    }
-}
+pub use snapshot::{Data, RawJson, Restored, Snapshot};
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -68,6 +36,9 @@ pub struct SessionConfig {
     pub enabled: bool,
     /// False: `track_cost` records nothing.
     pub track_costs: bool,
+    /// True: the `track_cost` that passes the budget (and every later one)
+    /// persists the amount, then fails with `Error::BudgetExceeded`.
+    pub enforce_budget: bool,
     pub auto_resume: bool,
     pub durable: bool,
     /// `async: true`: `checkpoint` captures the state and returns; a
@@ -88,6 +59,7 @@ impl SessionConfig {
             max_retries: 3,
             enabled: true,
             track_costs: true,
+            enforce_budget: false,
             auto_resume: true,
             durable: true,
             async_writes: false,
@@ -95,83 +67,58 @@ impl SessionConfig {
     }
 }
 
-/// A checkpoint as the caller sees it — what `restore` returns and what the
-/// callbacks receive.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub task_id: String,
-    /// `None` when writing is disabled.
-    pub checkpoint: Option<u64>,
-    pub timestamp: DateTime<Utc>,
-    pub status: Status,
-    pub progress: Progress,
-    pub data: RawJson,
-    pub message: Option<String>,
-    pub budget: BudgetFigures,
-    pub error: Option<RawJson>,
-    pub rollback_of: Option<u64>,
-    pub failures: u32,
-    pub retries: u32,
-    /// What the write worked around in the store (planted entries).
-    pub warnings: Vec<String>,
-}
-
-impl Snapshot {
-    /// A verified checkpoint of `task` (the store checked it names `task`).
-    fn from_found(found: Found, task: &TaskId) -> Snapshot {
-        let Found {
-            number,
-            json,
-            envelope,
-        } = found;
-        let json = Arc::new(json);
-        let facts = envelope.facts;
-        Snapshot {
-            task_id: task.to_string(),
-            checkpoint: Some(number),
-            timestamp: envelope.time,
-            status: facts.status,
-            progress: facts.progress,
-            data: RawJson::range_of(&json, envelope.state),
-            message: facts.message,
-            budget: facts.budget,
-            error: envelope.error.map(|range| RawJson::range_of(&json, range)),
-            rollback_of: envelope.rollback_of,
-            failures: facts.failures,
-            retries: facts.retries,
-            warnings: Vec::new(),
-        }
-    }
-}
-
-/// What a restore found: the state, whether it is this session's first
-/// resume (`on_resume` fires once), and damaged checkpoints passed over.
-#[derive(Debug, Clone)]
-pub struct Restored {
-    pub snapshot: Snapshot,
-    pub first_resume: bool,
-    pub warnings: Vec<String>,
-}
-
 #[derive(Debug)]
 struct State {
     items_total: Option<u64>,
-    data: RawJson,
+    data: Data,
     status: Status,
     budget: Budget,
+    /// Failures since the task last made progress (see `can_retry`).
     failures: u32,
     retries: u32,
     last_checkpoint: Option<u64>,
+    /// The checkpoint whose state the session stands on: the last one
+    /// written or resumed, or for a rollback the one it copied. A rollback
+    /// goes back from here, so two rollbacks go back two steps.
+    stands_on: Option<u64>,
+    /// Progress of the checkpoint the session stands on: a checkpoint
+    /// beyond it is progress, and clears the failures.
+    progress_mark: u64,
     resumed: bool,
+}
+
+impl State {
+    fn fresh(config: &SessionConfig) -> State {
+        State {
+            items_total: None,
+            data: Data::empty_object(),
+            status: Status::Running,
+            budget: Budget::new(config.budget, config.warn_threshold),
+            failures: 0,
+            retries: 0,
+            last_checkpoint: None,
+            stands_on: None,
+            progress_mark: 0,
+            resumed: false,
+        }
+    }
 }
 
 /// What a checkpoint call changes before it writes.
 #[derive(Debug, Default, Clone)]
 pub struct CheckpointRequest {
-    pub data: Option<RawJson>,
+    pub data: Option<Data>,
     pub message: Option<String>,
     pub progress: Option<u64>,
     pub items_total: Option<u64>,
+}
+
+/// What `track_cost` did: the warnings to log once, and whether the amount
+/// passed an enforced budget (the caller persists it, then raises).
+#[derive(Debug, Default)]
+pub struct Tracked {
+    pub events: Vec<BudgetEvent>,
+    pub over_enforced_budget: bool,
 }
 
 /// What the caller's thread and the background writer share.
@@ -193,15 +140,22 @@ pub struct Session {
 /// A checkpoint captured and ready to write.
 struct Prepared {
     snapshot: Snapshot,
-    parts: WriteParts,
+    error: Option<ErrorInfo>,
+    /// A copy made by `retry_from_checkpoint` (else by `rollback`).
+    retry: bool,
+    written_at: DateTime<Utc>,
     /// Items counted since the previous checkpoint that this one covers.
     covered: u64,
 }
 
-/// The time a checkpoint records: whole seconds, as the file says, so the
-/// state `checkpoint` returns and the one `restore` reads agree.
-fn now_whole_seconds() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(0)
+/// What a write changes beyond the request's data and message.
+#[derive(Debug, Default)]
+struct WriteParts {
+    data: Option<Data>,
+    message: Option<String>,
+    error: Option<ErrorInfo>,
+    copy_of: Option<u64>,
+    retry: bool,
 }
 
 /// A poisoned lock means a panic elsewhere already became an error; the
@@ -212,17 +166,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn skipped_warnings(task: &TaskId, lookup: &Lookup) -> Vec<String> {
-    lookup
-        .skipped
-        .iter()
-        .map(|s| {
-            format!(
-                "task {task:?}: skipping checkpoint {}: {}",
-                s.number, s.reason
-            )
-        })
-        .collect()
+/// The warnings for the damaged checkpoints a lookup passed over.
+pub fn skipped_warnings(task: &TaskId, lookup: &Lookup) -> Vec<String> {
+    lookup.warnings(task)
 }
 
 impl Core {
@@ -235,18 +181,25 @@ impl Core {
         state.items_total = snapshot.progress.items_total;
         state.data = snapshot.data.clone();
         state.resumed = true;
+        state.stands_on = snapshot.stands_on();
+        state.progress_mark = snapshot.progress.items_processed;
         if whole {
-            if self.config.budget.is_none() {
-                state.budget = Budget::new(snapshot.budget.allocated, self.config.warn_threshold);
-            }
-            state.budget.resume(snapshot.budget.spent);
             state.failures = snapshot.failures;
             state.retries = snapshot.retries;
             state.status = snapshot.status;
             state.last_checkpoint = snapshot.checkpoint;
-        } else if snapshot.budget.spent > state.budget.spent() {
-            state.budget.resume(snapshot.budget.spent);
         }
+        self.adopt_money(&mut state, &snapshot.budget);
+    }
+
+    /// Spent money carries over and never goes down; the limit comes from
+    /// the history only when this session was given none.
+    fn adopt_money(&self, state: &mut State, figures: &BudgetFigures) {
+        let spent = state.budget.spent().max(figures.spent);
+        if self.config.budget.is_none() && state.budget.allocated().is_none() {
+            state.budget = Budget::new(figures.allocated, self.config.warn_threshold);
+        }
+        state.budget.resume(spent);
     }
 
     /// The session as it stands, as if checkpointed now (not written).
@@ -255,14 +208,14 @@ impl Core {
         Snapshot {
             task_id: self.config.task_id.to_string(),
             checkpoint: number,
-            timestamp: now_whole_seconds(),
+            timestamp: Utc::now().trunc_subsecs(0),
             status: state.status,
             progress: Progress::new(self.ticker.progress(), state.items_total),
             data: state.data.clone(),
             message: None,
             budget: BudgetFigures::new(state.budget.allocated(), state.budget.spent()),
             error: None,
-            rollback_of: None,
+            copy_of: None,
             failures: state.failures,
             retries: state.retries,
             warnings: Vec::new(),
@@ -274,39 +227,57 @@ impl Core {
         let covered = self.ticker.since_checkpoint();
         let mut state = lock(&self.state);
         let parts = change(&mut state, &self.ticker);
+        if let Some(data) = &parts.data {
+            state.data = data.clone();
+        }
+        let written_at = Utc::now();
+        let error = parts.error.as_ref().map(|e| Data {
+            json: RawJson::new(crate::checkpoint::json_bytes(e)),
+            kinds: e.kinds().map(RawJson::new),
+        });
         let snapshot = Snapshot {
             task_id: self.config.task_id.to_string(),
             checkpoint: None,
-            timestamp: now_whole_seconds(),
+            // Whole seconds, as the file says, so the state `checkpoint`
+            // returns and the one `restore` reads agree.
+            timestamp: written_at.trunc_subsecs(0),
             status: state.status,
             progress: Progress::new(self.ticker.progress(), state.items_total),
-            data: parts.data.clone().unwrap_or_else(|| state.data.clone()),
-            message: parts.message.clone(),
+            data: state.data.clone(),
+            message: parts.message,
             budget: BudgetFigures::new(state.budget.allocated(), state.budget.spent()),
-            error: parts.error_json.clone(),
-            rollback_of: parts.rollback_of,
+            error,
+            copy_of: parts.copy_of,
             failures: state.failures,
             retries: state.retries,
             warnings: Vec::new(),
         };
         Prepared {
             snapshot,
-            parts,
+            error: parts.error,
+            retry: parts.retry,
+            written_at,
             covered,
         }
     }
 
     /// Writes a captured checkpoint. The caller holds `write_lock` (and the
     /// fork gate).
-    fn persist(&self, prepared: Prepared) -> Result<Snapshot> {
-        let Prepared {
-            mut snapshot,
-            parts,
-            ..
-        } = prepared;
+    fn persist(&self, prepared: &Prepared) -> Result<Snapshot> {
+        let mut snapshot = prepared.snapshot.clone();
         if !self.config.enabled {
+            self.stand_on(&snapshot, None);
             return Ok(snapshot);
         }
+        let error_kinds = snapshot.error.as_ref().and_then(|e| e.kinds_bytes());
+        let parts: Vec<(&str, &[u8])> = [
+            ("state", snapshot.data.kinds_bytes()),
+            ("error", error_kinds),
+        ]
+        .into_iter()
+        .filter_map(|(name, kinds)| kinds.map(|k| (name, k)))
+        .collect();
+        let kinds = crate::kinds::write::document(&parts);
         let draft = Draft {
             task_id: self.config.task_id.as_str(),
             timestamp: snapshot.timestamp,
@@ -314,12 +285,15 @@ impl Core {
             message: snapshot.message.as_deref(),
             progress: snapshot.progress.clone(),
             budget: snapshot.budget,
-            state: snapshot.data.as_bytes(),
-            error: parts.error.as_ref(),
-            rollback_of: snapshot.rollback_of,
+            state: snapshot.data.json.as_bytes(),
+            error: prepared.error.as_ref(),
+            copy_of: snapshot.copy_of,
+            retry: prepared.retry,
             failures: snapshot.failures,
             retries: snapshot.retries,
             host: Host::current(),
+            written_at: prepared.written_at,
+            kinds: kinds.as_deref(),
         };
         let mut doc = draft.to_document();
         let options = WriteOptions {
@@ -332,68 +306,78 @@ impl Core {
             &draft.facts(),
             &options,
         )?;
-        lock(&self.state).last_checkpoint = Some(written.number);
+        self.stand_on(&snapshot, Some(written.number));
         snapshot.checkpoint = Some(written.number);
         snapshot.warnings = written.warnings;
         Ok(snapshot)
+    }
+
+    /// After a write (numbered `number`, or not written at all).
+    fn stand_on(&self, snapshot: &Snapshot, number: Option<u64>) {
+        let mut state = lock(&self.state);
+        if number.is_some() {
+            state.last_checkpoint = number;
+        }
+        state.stands_on = snapshot.copy_of.or(number).or(state.stands_on);
+        state.progress_mark = snapshot.progress.items_processed;
     }
 }
 
 impl Session {
     /// Opens a session; with `auto_resume`, continues from the newest intact
     /// checkpoint. Damaged checkpoints never stop a session from starting.
+    /// Without it, the task starts afresh, but money it already spent is
+    /// still spent: its history's spending carries over, never refunded.
     pub fn open(config: SessionConfig) -> Result<(Session, Option<Restored>)> {
         let store = Store::new(&config.checkpoint_dir)?;
         let session = Session {
             core: Arc::new(Core {
                 ticker: Ticker::new(config.checkpoint_on_items, config.checkpoint_interval),
-                state: Mutex::new(State {
-                    items_total: None,
-                    data: RawJson::empty_object(),
-                    status: Status::Running,
-                    budget: Budget::new(config.budget, config.warn_threshold),
-                    failures: 0,
-                    retries: 0,
-                    last_checkpoint: None,
-                    resumed: false,
-                }),
+                state: Mutex::new(State::fresh(&config)),
                 write_lock: Mutex::new(()),
                 store,
                 config,
             }),
             writer: writer::Slot::default(),
         };
-        let resumed = if session.core.config.auto_resume {
-            let lookup = session
-                .core
-                .store
-                .find(&session.core.config.task_id, Pick::Latest)?;
-            let mut warnings = skipped_warnings(&session.core.config.task_id, &lookup);
-            match lookup.found {
-                Some(found) => {
-                    let snapshot = Snapshot::from_found(found, &session.core.config.task_id);
-                    session.core.adopt(&snapshot, true);
-                    Some(Restored {
-                        snapshot,
-                        first_resume: true,
-                        warnings,
-                    })
-                }
-                None if !warnings.is_empty() => {
-                    warnings.push(format!(
-                        "task {:?}: no intact checkpoint to resume from; starting fresh",
-                        session.core.config.task_id.as_str()
-                    ));
-                    Some(Restored {
-                        snapshot: session.core.snapshot_now(None),
-                        first_resume: false,
-                        warnings,
-                    })
-                }
-                None => None,
+        let core = &session.core;
+        let task = &core.config.task_id;
+        if !core.config.auto_resume {
+            let (summary, warnings) = core.store.summary_with_warnings(task)?;
+            if let Some(summary) = summary {
+                core.adopt_money(&mut lock(&core.state), &summary.budget);
             }
-        } else {
-            None
+            let warned = (!warnings.is_empty()).then(|| Restored {
+                snapshot: core.snapshot_now(None),
+                first_resume: false,
+                warnings,
+            });
+            return Ok((session, warned));
+        }
+        let lookup = core.store.find(task, Pick::Latest)?;
+        let mut warnings = skipped_warnings(task, &lookup);
+        let resumed = match lookup.found {
+            Some(found) => {
+                let snapshot = Snapshot::from_found(found, task);
+                core.adopt(&snapshot, true);
+                Some(Restored {
+                    snapshot,
+                    first_resume: true,
+                    warnings,
+                })
+            }
+            None if !warnings.is_empty() => {
+                warnings.push(format!(
+                    "task {:?}: no intact checkpoint to resume from; starting fresh",
+                    task.as_str()
+                ));
+                Some(Restored {
+                    snapshot: core.snapshot_now(None),
+                    first_resume: false,
+                    warnings,
+                })
+            }
+            None => None,
         };
         Ok((session, resumed))
     }
@@ -418,10 +402,9 @@ impl Session {
         let _pass = gate::enter();
         let _writing = lock(&self.core.write_lock);
         let prepared = self.core.prepare(change);
-        let covered = prepared.covered;
-        match self.core.persist(prepared) {
+        match self.core.persist(&prepared) {
             Ok(snapshot) => {
-                self.core.ticker.rearm(covered);
+                self.core.ticker.rearm(prepared.covered);
                 Ok(snapshot)
             }
             Err(e) => {
@@ -457,14 +440,16 @@ impl Session {
     }
 
     /// Waits until every checkpoint captured so far is durable; the number
-    /// of the last one written. Reports a background write error.
+    /// of the last one written. Reports a background write error, keeping
+    /// what was not written for the next try.
     pub fn flush(&self) -> Result<Option<u64>> {
         let written = self.writer.flush()?;
         Ok(written.or_else(|| self.last_checkpoint()))
     }
 
     /// `checkpoint(data:, message:, progress:, items_total:)`: values not
-    /// given carry over from the session.
+    /// given carry over from the session. A checkpoint that moves progress
+    /// beyond where the session stood is progress: failures start over.
     pub fn checkpoint(&self, request: CheckpointRequest) -> Result<Snapshot> {
         let change = |state: &mut State, ticker: &Ticker| {
             if let Some(progress) = request.progress {
@@ -473,8 +458,8 @@ impl Session {
             if request.items_total.is_some() {
                 state.items_total = request.items_total;
             }
-            if let Some(data) = &request.data {
-                state.data = data.clone();
+            if ticker.progress() > state.progress_mark {
+                state.failures = 0;
             }
             state.status = Status::Running;
             WriteParts {
@@ -483,7 +468,7 @@ impl Session {
                 ..WriteParts::default()
             }
         };
-        if !(self.core.config.async_writes && self.core.config.enabled) {
+        if !self.is_async() {
             return self.write(change);
         }
         // Capture now, write in the background: the caller gets the state
@@ -497,57 +482,61 @@ impl Session {
                 let job: Job = Box::new(move || {
                     let _pass = gate::enter();
                     let _writing = lock(&core.write_lock);
-                    let written = core.persist(prepared)?;
+                    let written = core.persist(&prepared)?;
                     Ok(written.checkpoint.unwrap_or_default())
                 });
                 Ok((snapshot, job))
             })
     }
 
-    /// Counts `items`; writes a checkpoint with the last data when one is
-    /// due. `Ok(None)` when nothing was due (the common, cheap case).
-    pub fn tick(&self, items: u64) -> Result<Option<Snapshot>> {
-        if !self.core.ticker.tick(items) {
-            return Ok(None);
-        }
-        self.checkpoint(CheckpointRequest::default()).map(Some)
-    }
-
-    /// The `tick` test alone, for callers that write on another path.
+    /// Counts `items`: `Some(true)` when a checkpoint is due (the caller
+    /// writes it with `checkpoint`, holding the current data), `None` when
+    /// the count would pass the largest number of items a checkpoint holds.
     #[inline]
-    pub fn tick_due(&self, items: u64) -> bool {
+    pub fn tick_due(&self, items: u64) -> Option<bool> {
         self.core.ticker.tick(items)
     }
 
-    pub fn complete(&self, message: Option<String>) -> Result<Snapshot> {
+    /// Gives up a due tick that could not be written (its data would not
+    /// encode): the next tick is due again.
+    pub fn release_tick(&self) {
+        self.core.ticker.release();
+    }
+
+    /// The final checkpoint: status completed, holding `data` (the current
+    /// data) when given. Completion is progress: failures start over.
+    pub fn complete(&self, data: Option<Data>) -> Result<Snapshot> {
         self.write(|state, ticker| {
             if state.items_total.is_none() {
                 state.items_total = Some(ticker.progress());
             }
             state.status = Status::Completed;
+            state.failures = 0;
             WriteParts {
-                message,
+                data,
                 ..WriteParts::default()
             }
         })
     }
 
-    /// Writes a failed checkpoint holding `error`, keeping the last data.
-    pub fn checkpoint_error(&self, error: ErrorInfo) -> Result<Snapshot> {
-        let error_json = RawJson::new(crate::checkpoint::json_bytes(&error));
+    /// Writes a failed checkpoint holding `error` and `data` (the current
+    /// data; the last data given when `None`).
+    pub fn checkpoint_error(&self, error: ErrorInfo, data: Option<Data>) -> Result<Snapshot> {
         let message = Some(format!("{}: {}", error.class, error.message));
         self.write(|state, _| {
             state.failures = state.failures.saturating_add(1);
             state.status = Status::Failed;
             WriteParts {
+                data,
                 message,
                 error: Some(error),
-                error_json: Some(error_json),
                 ..WriteParts::default()
             }
         })
     }
 
+    /// True while the failures since the task last made progress are fewer
+    /// than `max_retries`.
     pub fn can_retry(&self) -> bool {
         lock(&self.core.state).failures < self.core.config.max_retries
     }
@@ -560,54 +549,62 @@ impl Session {
         lock(&self.core.state).retries
     }
 
-    /// Goes back to the newest good checkpoint's progress and data and counts
-    /// a retry. `None` (and a start from zero) when there is no good one.
+    /// Goes back to the newest good checkpoint's progress and data, counts a
+    /// retry and persists both as a new checkpoint (a copy of the good one,
+    /// `retry_of`). `None` (and a start from zero) when there is no good one.
     pub fn retry_from_checkpoint(&self) -> Result<(Option<Snapshot>, Vec<String>)> {
         self.settle()?;
-        let _pass = gate::enter();
-        let _writing = lock(&self.core.write_lock);
-        let lookup = self
-            .core
-            .store
-            .find(&self.core.config.task_id, Pick::LatestGood)?;
-        let warnings = skipped_warnings(&self.core.config.task_id, &lookup);
         let task = &self.core.config.task_id;
-        let snapshot = lookup.found.map(|found| Snapshot::from_found(found, task));
-        match &snapshot {
-            Some(snapshot) => self.core.adopt(snapshot, false),
-            None => {
-                let mut state = lock(&self.core.state);
-                self.core.ticker.set_progress(0);
-                state.items_total = None;
-                state.data = RawJson::empty_object();
+        let lookup = self.core.store.find(task, Pick::LatestGood)?;
+        let warnings = skipped_warnings(task, &lookup);
+        let good = lookup.found.map(|found| Snapshot::from_found(found, task));
+        let number = good.as_ref().and_then(|g| g.checkpoint);
+        let written = self.write(|state, ticker| {
+            let (progress, items_total, data) = match &good {
+                Some(g) => (
+                    g.progress.items_processed,
+                    g.progress.items_total,
+                    g.data.clone(),
+                ),
+                None => (0, None, Data::empty_object()),
+            };
+            ticker.set_progress(progress);
+            state.items_total = items_total;
+            state.retries = state.retries.saturating_add(1);
+            state.status = Status::Running;
+            let message = match number {
+                Some(n) => format!("retry {} from checkpoint {n}", state.retries),
+                None => format!("retry {} from the start", state.retries),
+            };
+            WriteParts {
+                data: Some(data),
+                message: Some(message),
+                copy_of: number,
+                retry: true,
+                ..WriteParts::default()
             }
-        }
-        let mut state = lock(&self.core.state);
-        state.retries = state.retries.saturating_add(1);
-        state.status = Status::Running;
-        Ok((snapshot, warnings))
+        })?;
+        Ok((good.map(|_| written), warnings))
     }
 
-    /// Makes the newest good checkpoint before the current one (or number
-    /// `to`) current again by writing it anew: history is never destroyed.
+    /// Makes the newest good checkpoint before the one the session stands on
+    /// (or number `to`) current again by writing it anew: history is never
+    /// destroyed, and a second rollback goes back one more step.
     pub fn rollback(&self, to: Option<u64>) -> Result<(Snapshot, Vec<String>)> {
         self.settle()?;
         let task = &self.core.config.task_id;
         let (target, warnings) = match to {
             Some(number) => (self.core.store.read(task, number)?, Vec::new()),
             None => {
-                let current = self
-                    .core
-                    .store
-                    .numbers(task)?
-                    .last()
-                    .copied()
-                    .ok_or_else(|| {
+                let current = match lock(&self.core.state).stands_on {
+                    Some(n) => n,
+                    None => self.core.store.numbers(task)?.last().copied().ok_or_else(|| {
                         Error::NotFound(format!(
-                        "task {:?} has no checkpoint to roll back; write one with checkpoint first",
-                        task.as_str()
-                    ))
-                    })?;
+                            "task {:?} has no checkpoint to roll back; write one with checkpoint first",
+                            task.as_str()
+                        ))
+                    })?,
+                };
                 let lookup = self.core.store.find(task, Pick::GoodBefore(current))?;
                 let warnings = skipped_warnings(task, &lookup);
                 let found = lookup.found.ok_or_else(|| {
@@ -625,7 +622,6 @@ impl Session {
         let snapshot = self.write(|state, ticker| {
             ticker.set_progress(target.progress.items_processed);
             state.items_total = target.progress.items_total;
-            state.data = target.data.clone();
             state.status = match target.status {
                 Status::Failed => Status::Running,
                 other => other,
@@ -633,7 +629,7 @@ impl Session {
             WriteParts {
                 data: Some(target.data.clone()),
                 message: Some(format!("rolled back to checkpoint {number}")),
-                rollback_of: Some(number),
+                copy_of: Some(number),
                 ..WriteParts::default()
             }
         })?;
@@ -655,21 +651,7 @@ impl Session {
                 match lookup.found {
                     Some(found) => (found, warnings),
                     None if lookup.skipped.is_empty() => return Ok(None),
-                    None => {
-                        let path = self
-                            .core
-                            .store
-                            .checkpoint_path(task, lookup.skipped[0].number);
-                        let reasons: Vec<_> = lookup
-                            .skipped
-                            .iter()
-                            .map(|s| format!("{}: {}", s.number, s.reason))
-                            .collect();
-                        return Err(Error::corrupt(
-                            path,
-                            format!("no intact checkpoint left ({})", reasons.join("; ")),
-                        ));
-                    }
+                    None => return Err(Error::no_intact_checkpoint(task, lookup.skipped)),
                 }
             }
         };
@@ -702,19 +684,15 @@ impl Session {
             .and_then(|s| crate::checkpoint::parse_timestamp(&s.updated_at).ok()))
     }
 
-    /// True when the newest checkpoint file is intact; false when it is
-    /// damaged or there is none.
+    /// True when there is an intact checkpoint to resume from (the newest,
+    /// or an older one when the newest is damaged); false when there is none.
     pub fn checkpoint_valid(&self) -> Result<bool> {
         self.settle()?;
-        let task = &self.core.config.task_id;
-        let Some(&latest) = self.core.store.numbers(task)?.last() else {
-            return Ok(false);
-        };
-        match self.core.store.read(task, latest) {
-            Ok(_) => Ok(true),
-            Err(Error::Corrupt { .. }) | Err(Error::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        let lookup = self
+            .core
+            .store
+            .find(&self.core.config.task_id, Pick::Latest)?;
+        Ok(lookup.found.is_some())
     }
 
     /// Forgets the task: removes its checkpoints and zeroes the session.
@@ -727,13 +705,7 @@ impl Session {
         }
         let mut state = lock(&self.core.state);
         self.core.ticker.reset();
-        state.items_total = None;
-        state.data = RawJson::empty_object();
-        state.status = Status::Running;
-        state.budget = Budget::new(self.core.config.budget, self.core.config.warn_threshold);
-        state.failures = 0;
-        state.retries = 0;
-        state.last_checkpoint = None;
+        *state = State::fresh(&self.core.config);
         Ok(())
     }
 
@@ -753,16 +725,30 @@ impl Session {
         lock(&self.core.state).last_checkpoint
     }
 
-    pub fn track_cost(&self, amount: Money) -> Result<Vec<BudgetEvent>> {
-        if amount.is_negative() {
-            return Err(Error::invalid(format!(
-                "amount must not be negative; got {amount}"
-            )));
-        }
+    /// Adds `amount` to the spending. With `enforce_budget`, reports whether
+    /// the spending is now past the limit; the caller then persists it
+    /// (`checkpoint`) and fails the call.
+    pub fn track_cost(&self, amount: Money) -> Result<Tracked> {
         if !self.core.config.track_costs {
-            return Ok(Vec::new());
+            crate::budget::check_cost(amount)?;
+            return Ok(Tracked::default());
         }
-        lock(&self.core.state).budget.track(amount)
+        let mut state = lock(&self.core.state);
+        let events = state.budget.track(amount)?;
+        Ok(Tracked {
+            events,
+            over_enforced_budget: self.core.config.enforce_budget && state.budget.over(),
+        })
+    }
+
+    /// The error an enforced budget fails `track_cost` with.
+    pub fn budget_exceeded(&self) -> Error {
+        let budget = self.budget();
+        Error::BudgetExceeded {
+            task_id: self.task_id().to_string(),
+            spent: budget.spent(),
+            limit: budget.allocated().unwrap_or(Money::ZERO),
+        }
     }
 
     pub fn increase_budget(&self, amount: Money) -> Result<()> {
@@ -772,15 +758,6 @@ impl Session {
     pub fn budget(&self) -> Budget {
         lock(&self.core.state).budget.clone()
     }
-}
-
-#[derive(Debug, Default)]
-struct WriteParts {
-    data: Option<RawJson>,
-    message: Option<String>,
-    error: Option<ErrorInfo>,
-    error_json: Option<RawJson>,
-    rollback_of: Option<u64>,
 }
 
 #[cfg(test)]
