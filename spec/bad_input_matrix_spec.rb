@@ -108,7 +108,7 @@ module BadInputMatrix
     keep_failed: { OK => %i[nil] }, # nil: the configured keep_failed
     flag: {},
     document: { OK => %i[hash] },
-    queue_name: { OK => %i[string symbol huge] + SLUGGABLE },
+    queue_name: { OK => %i[nil string symbol huge] + SLUGGABLE }, # nil: named after the program
     description: { OK => %i[string huge] + SLUGGABLE }
   }.freeze
 

@@ -68,4 +68,42 @@ RSpec.describe "Budget tracking" do
     s.checkpoint
     expect(session.budget_limit).to eq(7.0)
   end
+
+  # Regression (issue 8): BudgetExceededError existed but nothing raised it.
+  describe "enforce_budget: true" do
+    it "records and persists the amount that passes the limit, then raises, and so for every later one" do
+      s = session(budget: 1.0, enforce_budget: true)
+      s.checkpoint(data: { step: 1 })
+      s.track_cost(0.9)
+      expect { s.track_cost(0.2) }.to raise_error(MASTER::BudgetExceededError, /over its budget: spent \$1.10 of \$1.00.*increase_budget/) { |e|
+        expect([e.task_id, e.spent, e.limit]).to eq(["budget", 1.1, 1.0])
+      }
+      expect(MASTER::SessionRecovery.new(task_id: "budget").budget_spent).to eq(1.1)
+      expect(MASTER::SessionPersistence.load("budget")).to include(state: { step: 1 })
+      expect { s.track_cost(0.01) }.to raise_error(MASTER::BudgetExceededError)
+      expect(s.budget_spent).to eq(1.11)
+      s.increase_budget(1.0)
+      expect(s.track_cost(0.1)).to eq(1.21)
+    end
+
+    it "is read from the configuration" do
+      FileUtils.mkdir_p("config")
+      File.write("config/session_recovery.yml", "session_recovery:\n  enforce_budget: true\n")
+      expect { session(budget: 0.5).track_cost(1) }.to raise_error(MASTER::BudgetExceededError)
+      expect { session(budget: 5, enforce_budget: false).track_cost(10) }.not_to raise_error
+    end
+  end
+
+  # Regression (issue 8): MASTER_AUTO_RESUME=false started the spending at
+  # $0 over a history that said $3.00, as if the money had been refunded.
+  it "keeps money already spent when a task starts afresh" do
+    s = session(budget: 5.0)
+    s.track_cost(3.0)
+    s.checkpoint(progress: 7)
+    ENV["MASTER_AUTO_RESUME"] = "false"
+    fresh = session(budget: 5.0)
+    expect([fresh.progress, fresh.budget_spent, fresh.budget_remaining]).to eq([0, 3.0, 2.0])
+    fresh.checkpoint(progress: 1)
+    expect(MASTER::SessionPersistence.summary("budget")[:budget]).to eq(allocated: 5.0, spent: 3.0, remaining: 2.0)
+  end
 end

@@ -173,6 +173,7 @@ RSpec.describe "bin/cli checkpoint" do
       expect(rows.first).to include("status" => "running", "updated_at" => "2024-02-05T23:30:00Z",
                                     "budget" => { "allocated" => 5.0, "spent" => 2.13, "remaining" => 2.87 },
                                     "progress" => { "items_processed" => 45, "items_total" => 100, "percentage" => 45.0 })
+      FileUtils.mkdir_p("empty")
       expect(JSON.parse(cli("checkpoint", "list", "--json", "--dir", "empty").out)).to eq([])
     end
 
@@ -400,6 +401,49 @@ RSpec.describe "bin/cli checkpoint" do
     end
   end
 
+  describe "rough edges (issue 8)" do
+    it "says a --dir that does not exist is not a store, instead of listing nothing" do
+      %w[list show resume clean remove].each do |command|
+        args = ["checkpoint", command, *(%w[show resume remove].include?(command) ? ["t"] : []), "--dir", "/typo"]
+        args += %w[--older-than 1d] if command == "clean"
+        run = cli(*args)
+        expect_failure(run, 1, "there is no checkpoint store at /typo (--dir /typo): check the path", command)
+      end
+      expect(cli("checkpoint", "list").out).to eq("No checkpoints in #{store_dir}\n")
+    end
+
+    it "shows messages with newlines and terminal escapes as text, never obeying them" do
+      session = MASTER::SessionRecovery.new(task_id: "job")
+      session.checkpoint(message: "line one\nline two \e[2J\e]0;pwned\a")
+      shown = cli("checkpoint", "show", "job").out
+      expect(shown).not_to include("\e")
+      expect(shown).to include('line one\nline two \e[2J\e]0;pwned\a')
+      expect(shown.lines.grep(/\Aline two/)).to eq([])
+    end
+
+    it "marks a checkpoint whose path is a directory, and shows the others" do
+      session = MASTER::SessionRecovery.new(task_id: "job")
+      2.times { |i| session.checkpoint(progress: i) }
+      Dir.mkdir(checkpoint_file("job", 3))
+      run = cli("checkpoint", "show", "job")
+      expect(run.status).to eq(0), run.err
+      expect(run.out).to match(/^  3     damaged: .*not a regular file/)
+      expect(run.out).to match(/^  2     \S+ \S+  running/)
+    end
+
+    it "names the program as installed in --version at every level" do
+      [%w[--version], %w[checkpoint --version], %w[checkpoint list --version]].each do |args|
+        expect(cli(*args).out).to eq("master #{MASTER::VERSION}\n")
+      end
+    end
+
+    it "keeps colour on a terminal when NO_COLOR is set but empty" do
+      MASTER::SessionRecovery.new(task_id: "job").checkpoint(progress: 1)
+      expect(cli_on_terminal("checkpoint", "list", env: { "NO_COLOR" => "" })).to include("\e[")
+      expect(cli_on_terminal("checkpoint", "list", env: { "NO_COLOR" => "1" })).not_to include("\e[")
+    end
+  end
+
   describe "--dir" do
     it "points every subcommand at that store, leaving the configured one alone" do
       seed_store
@@ -578,14 +622,14 @@ RSpec.describe "bin/cli checkpoint" do
         %w[checkpoint remove nope] => unknown,
         %w[checkpoint resume nope] => unknown,
         %w[checkpoint resume nope --checkpoint 1] => unknown,
-        %w[checkpoint resume --latest --dir empty] => "no checkpoints in #{File.expand_path('empty')}, so nothing " \
-                                                      "to resume; see bin/cli checkpoint list",
+        %w[checkpoint resume --latest --dir empty] => "there is no checkpoint store at #{File.expand_path('empty')} " \
+                                                      "(--dir empty): check the path",
         %w[checkpoint resume extract-services --checkpoint 9] => "task \"extract-services\" has no checkpoint 9; " \
                                                                  "see bin/cli checkpoint show extract-services",
         %w[checkpoint resume damaged] => "task \"damaged\" has no intact checkpoint left in #{store_dir}; " \
                                          "see bin/cli checkpoint show damaged",
         %w[checkpoint resume damaged --checkpoint 1] => /\Acheckpoint 1 of task "damaged" is damaged \(the file is truncated/,
-        %w[checkpoint list --dir not-a-dir] => /\Arefusing to use .*not-a-dir: it is not a directory/,
+        %w[checkpoint list --dir not-a-dir] => /\Athere is no checkpoint store at .*not-a-dir \(--dir not-a-dir\): it is not a directory/,
         %w[checkpoint create --task t --dir not-a-dir] => /\Arefusing to use .*not-a-dir: it is not a directory/
       }
       before = store_snapshot

@@ -88,7 +88,33 @@ RSpec.describe MASTER::Config do
     it "warns once about unknown keys" do
       write_config("config/session_recovery.yml", "session_recovery:\n  checkpoint_intervall: 5\n")
       2.times { described_class.settings }
-      expect(MASTER.logger.warnings.grep(/unknown key `checkpoint_intervall`/).size).to eq(1)
+      expect(MASTER.logger.warnings.grep(/unknown key `checkpoint_intervall`.*did you mean `checkpoint_interval`\?/).size).to eq(1)
+    end
+
+    # Regression (issue 8): the rough edges of configuration.
+    it "warns once about a misspelled section, which would otherwise drop its settings without a word" do
+      write_config("config/session_recovery.yml", "session_recovry:\n  max_checkpoints: 3\n")
+      2.times { described_class.settings }
+      expect(MASTER.logger.warnings.grep(/unknown section `session_recovry:` \(ignored.*did you mean `session_recovery:`\?/).size)
+        .to eq(1)
+      expect(described_class.settings[:max_checkpoints]).to eq(10)
+    end
+
+    it "reads YAML aliases and merge keys" do
+      write_config("config/session_recovery.yml", <<~YAML)
+        defaults: &defaults
+          max_checkpoints: 4
+        session_recovery:
+          <<: *defaults
+          checkpoint_on_items: 7
+      YAML
+      expect(described_class.settings).to include(max_checkpoints: 4, checkpoint_on_items: 7)
+    end
+
+    it "says MASTER_CONFIG names a directory when it does" do
+      FileUtils.mkdir_p("conf")
+      ENV["MASTER_CONFIG"] = "conf"
+      expect { described_class.settings }.to raise_error(MASTER::ConfigError, /MASTER_CONFIG names conf, which is a directory/)
     end
 
     it "says so when a file has both sections, and reads the new one" do

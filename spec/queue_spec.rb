@@ -12,6 +12,19 @@ RSpec.describe MASTER::Queue do
       expect(q.add("  Résumé: Users & Roles!! ").task_id).to eq("resume-users-roles")
     end
 
+    # Regression (issue 8): names in non-Latin scripts had "no letters or digits".
+    it "makes ids of names in any script" do
+      q = queue
+      expect(q.add("日本語のタスク").task_id).to eq("日本語のタスク")
+      expect(q.add("Ünïcødé täsk").task_id).to eq("unicøde-task")
+      expect(q.add("Задача 2").task_id).to eq("задача-2")
+      expect(q.add("ガイド").task_id).not_to eq(q.add("カイド").task_id)
+      long = q.add("語" * 300)
+      expect(long.task_id.bytesize).to be <= 200
+      q.process { |task| task.checkpoint(progress: 1) }
+      expect(MASTER::SessionPersistence.load("日本語のタスク")).to include(status: "completed")
+    end
+
     it "refuses a description that names no task, a duplicate and a bad budget" do
       q = queue
       q.add("Refactor users")
@@ -99,7 +112,44 @@ RSpec.describe MASTER::Queue do
       expect(q.tasks.map(&:status)).to eq(%w[completed completed pending])
       expect(q.total_spent).to eq(1.2)
       expect(q).to be_stopped_for_budget
-      expect(MASTER.logger.warnings.last).to match(/stopped before "Task c": spent \$1.20 of its \$1.00 budget; 1 task not run \(Task c\)\. Raise the budget and call resume/)
+      expect(MASTER.logger.warnings.last).to match(/stopped before "Task c": spent \$1.20 of its \$1.00 budget; 1 task not run \(Task c\)\. Call increase_budget, then resume/)
+      # Regression (issue 8): the message said "raise the budget" and Queue
+      # had no way to.
+      expect(q.increase_budget(1.0)).to eq(2.0)
+      q.resume
+      expect(q.tasks.map(&:status)).to eq(%w[completed completed completed])
+    end
+
+    # Regression (issue 8): nothing raised BudgetExceededError, and the
+    # queue checked its budget only between tasks.
+    it "with enforce_budget, stops the running task at its next track_cost past the budget" do
+      q = described_class.new(budget: 1.0, name: "enforced", enforce_budget: true)
+      %w[a b].each { |n| q.add("Task #{n}") }
+      calls = 0
+      q.process do |task|
+        4.times do
+          task.track_cost(0.3)
+          calls += 1
+        end
+      end
+      expect(calls).to eq(3)
+      expect(q.total_spent).to eq(1.2)
+      expect(q).to be_stopped_for_budget
+      expect(q.tasks.map(&:status)).to eq(%w[running pending])
+      expect(MASTER.logger.warnings.last).to match(/over its budget: spent \$1.20 of \$1.00.*increase_budget/)
+      expect(MASTER::SessionPersistence.load("task-a")).to include(budget: include(spent: 1.2))
+      q.increase_budget(5)
+      q.resume { |task| task.track_cost(0.1) }
+      expect(q.tasks.map(&:status)).to eq(%w[completed completed])
+    end
+
+    it "with enforce_budget, fails a task past its own budget and goes on" do
+      q = described_class.new(name: "own", enforce_budget: true)
+      q.add("Small", budget: 0.5)
+      q.add("Next")
+      q.process { |task| 2.times { task.track_cost(0.3) } }
+      expect(q.tasks.map(&:status)).to eq(%w[failed completed])
+      expect(q.tasks.first.error).to match(/MASTER::BudgetExceededError: task "small" is over its budget/)
     end
 
     it "checkpoints its own state for bin/cli to show" do
@@ -176,6 +226,60 @@ RSpec.describe MASTER::Queue do
     ensure
       trap("USR2", previous || "DEFAULT")
     end
+  end
+end
+
+RSpec.describe "Queue names and saved runs" do
+  # Regression (issue 8): a queue with no name: shared its saved run with
+  # every other program in the directory, and script B ran script A's
+  # interrupted tasks with B's block.
+  it "takes its name from the program, so another script never adopts this one's run" do
+    File.write("a.rb", <<~RUBY)
+      q = MASTER::Queue.new(handle_signals: true)
+      q.add("Paid step one")
+      q.add("Paid step two")
+      q.process { |task| Process.kill(:INT, Process.pid) if task.task_id == "paid-step-two"; sleep 0.1 }
+    RUBY
+    _out, _err, status = Open3.capture3(RbConfig.ruby, "-I", StoreHelpers::LIB, "-rmaster", "a.rb")
+    expect(status).not_to be_success
+    expect(MASTER::SessionPersistence.load("queue.a")).to include(status: "running")
+    File.write("b.rb", <<~RUBY)
+      ran = []
+      q = MASTER::Queue.new
+      q.add("Cheap step")
+      q.process { |task| ran << task.task_id }
+      puts ran.inspect
+    RUBY
+    out, err, status = Open3.capture3(RbConfig.ruby, "-I", StoreHelpers::LIB, "-rmaster", "b.rb")
+    expect(status).to be_success, err
+    expect(out).to eq("[\"cheap-step\"]\n")
+    expect(MASTER::SessionPersistence.load("queue.a")).to include(status: "running")
+  end
+
+  it "takes a name in any script, and resumes by it" do
+    q = MASTER::Queue.new(name: "夜間バッチ")
+    q.add("一")
+    expect { q.process { raise Interrupt } }.to raise_error(Interrupt)
+    again = MASTER::Queue.new(name: "夜間バッチ")
+    ran = []
+    again.resume { |task| ran << task.task_id }
+    expect(ran).to eq(["一"])
+  end
+
+  it "refuses a saved run whose tasks are not the ones added, running nothing" do
+    first = MASTER::Queue.new(name: "shared")
+    first.add("Old task")
+    first.add("Other old task")
+    expect { first.process { |_task| raise Interrupt } }.to raise_error(Interrupt)
+    second = MASTER::Queue.new(name: "shared")
+    second.add("New task")
+    ran = []
+    expect { second.process { |task| ran << task } }
+      .to raise_error(MASTER::QueueMismatchError, /queue "shared" has an interrupted run saved \(2 tasks, 0 done\).*saved only: old-task, other-old-task.*added only: new-task.*nothing was run.*discard_saved_run/)
+    expect(ran).to eq([])
+    expect(second.discard_saved_run).to be(true)
+    second.process { |task| ran << task.task_id }
+    expect(ran).to eq(["new-task"])
   end
 end
 

@@ -225,7 +225,13 @@ pub fn history(store: &Store, task: &TaskId) -> Result<Vec<HistoryEntry>> {
                     path,
                 }))
             }
-            Err(e) => return Err(e),
+            // Something else in a checkpoint's place (a directory, a FIFO,
+            // an unreadable file) is marked, and the others still listed.
+            Err(e) => entries.push(HistoryEntry::Damaged(Skipped {
+                number,
+                reason: e.to_string(),
+                path: store.checkpoint_path(task, number),
+            })),
         }
     }
     Ok(entries)

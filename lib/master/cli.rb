@@ -146,7 +146,8 @@ module MASTER
       @out = out
       @err = err
       @program = program
-      @color = out.tty? && !ENV.key?("NO_COLOR")
+      # NO_COLOR turns colour off when set and not empty (no-color.org).
+      @color = out.tty? && ENV.fetch("NO_COLOR", "").empty?
       @output = +""
       @warnings = WarningBuffer.new
       @context = nil # the subcommand, for "see ... --help"
@@ -288,6 +289,10 @@ module MASTER
         end
       end
       parser.on("--json", "machine-readable output: JSON on stdout") { options[:json] = true }
+      parser.on("--version", "print the version") do
+        say("master #{VERSION}")
+        throw :done
+      end
       help_option(parser)
     end
 
@@ -350,7 +355,7 @@ module MASTER
     def list(argv, options)
       parse("list", argv, options)
       no_arguments!(argv)
-      dir = store(options)
+      dir = existing_store(options)
       rows = SessionPersistence.list(checkpoint_dir: dir)
       return emit_json(rows, options) if options[:json]
       return say("No checkpoints in #{dir}") if rows.empty?
@@ -361,7 +366,7 @@ module MASTER
     def show(argv, options)
       parse("show", argv, options)
       task = one_argument!(argv, "TASK")
-      dir = store(options)
+      dir = existing_store(options)
       # The damaged checkpoints are shown in the list below: no warnings for them.
       summary = quietly { SessionPersistence.summary(task, checkpoint_dir: dir) }
       entries = SessionPersistence.history(task, checkpoint_dir: dir)
@@ -379,7 +384,7 @@ module MASTER
         o.on("--latest", "the task checkpointed most recently") { options[:latest] = true }
         o.on("--checkpoint N", Integer, "that checkpoint instead of the newest intact one") { |n| options[:number] = n }
       end
-      dir = store(options)
+      dir = existing_store(options)
       task = if options[:latest]
                no_arguments!(argv)
                latest_task(dir)
@@ -403,7 +408,7 @@ module MASTER
         o.on("--dry-run", "list what would be removed; remove nothing") { options[:dry_run] = true }
       end
       no_arguments!(argv)
-      dir = store(options)
+      dir = existing_store(options)
       rule = cleanup_rule(options)
       doomed = SessionPersistence.list(checkpoint_dir: dir).select { |row| removes?(rule, row) }.map { |row| row[:task_id] }
       removed = options[:dry_run] ? doomed.sort : with_progress(dir, doomed) { run_cleanup(rule, options, dir) }
@@ -417,7 +422,7 @@ module MASTER
     def remove(argv, options)
       parse("remove", argv, options)
       task = one_argument!(argv, "TASK")
-      dir = store(options)
+      dir = existing_store(options)
       count = SessionPersistence.checkpoints(task, checkpoint_dir: dir).size
       unknown_task!(task, dir) unless SessionPersistence.remove(task, checkpoint_dir: dir)
       return emit_json({ removed: task, checkpoints: count, checkpoint_dir: dir }, options) if options[:json]
@@ -440,6 +445,16 @@ module MASTER
       raise UsageError, "--dir needs a directory; see #{@program} #{@context} --help" if options[:dir]&.strip&.empty?
 
       Config.checkpoint_dir(options[:dir])
+    end
+
+    # The store to read: a --dir that names no directory is a mistake to
+    # say, not an empty store.
+    def existing_store(options)
+      dir = store(options)
+      return dir if options[:dir].nil? || File.directory?(dir)
+
+      what = File.exist?(dir) ? "it is not a directory" : "check the path"
+      raise Failure, "there is no checkpoint store at #{dir} (--dir #{options[:dir]}): #{what}"
     end
 
     def parse_data(json)
@@ -587,7 +602,7 @@ module MASTER
     def finish
       @out.write(@output)
       @out.flush
-      @warnings.lines.each { |line| @err.puts "master: warn: #{line}" }
+      @warnings.lines.each { |line| @err.puts "master: warn: #{printable(line)}" }
       SUCCESS
     end
 
@@ -595,7 +610,7 @@ module MASTER
     def failed(status, error)
       message = error.is_a?(Exception) ? error.message : error.to_s
       message = "#{message}; see #{[@program, @context].compact.join(' ')} --help" if error.is_a?(OptionParser::ParseError)
-      @err.puts "master: #{message.gsub(/\s*\n\s*/, ' ').strip}"
+      @err.puts "master: #{printable(message.gsub(/\s*\n\s*/, ' ').strip)}"
       status
     end
 
@@ -624,7 +639,7 @@ module MASTER
 
     # The seed's block for one task, with a progress bar.
     def task_block(row)
-      lines = [paint(row[:task_id], :bold), "  Latest: #{time_text(row[:updated_at])} (#{state_text(row)})"]
+      lines = [paint(printable(row[:task_id]), :bold), "  Latest: #{time_text(row[:updated_at])} (#{state_text(row)})"]
       bar = progress_bar(row)
       lines << "  Progress: #{bar}" if bar
       lines << "  Budget: #{budget_text(row[:budget])}"
@@ -680,20 +695,26 @@ module MASTER
       text = "  Status: #{summary[:status]}; #{plural(summary[:checkpoints], 'checkpoint')} " \
              "(latest ##{summary[:latest_checkpoint]}, latest good #{good}); " \
              "#{plural(summary[:failures], 'failure')}, #{retries}\n"
-      summary[:message] ? "#{text}  Message: #{summary[:message]}\n" : text
+      summary[:message] ? "#{text}  Message: #{printable(summary[:message])}\n" : text
     end
 
     def no_intact_text(task)
-      "#{paint(task, :bold)}\n  No intact checkpoint: every file is damaged; " \
-        "`#{@program} checkpoint remove #{task}` deletes them.\n"
+      "#{paint(printable(task), :bold)}\n  No intact checkpoint: every file is damaged; " \
+        "`#{@program} checkpoint remove #{printable(task)}` deletes them.\n"
     end
 
     def checkpoint_line(entry)
-      return format("  %-5d %s", entry[:number], paint("damaged: #{entry[:problem]}", :red)) if entry[:damaged]
+      return format("  %-5d %s", entry[:number], paint("damaged: #{printable(entry[:problem])}", :red)) if entry[:damaged]
 
       progress = entry[:progress] || {}
-      format("  %-5d %-19s  %-9s  %-16s %s", entry[:number], time_text(entry[:timestamp]), entry[:status],
-             progress_text(progress[:items_processed], progress[:items_total]), entry[:message]).rstrip
+      format("  %-5d %-19s  %-9s  %-16s %s", entry[:number], time_text(entry[:timestamp]), printable(entry[:status]),
+             progress_text(progress[:items_processed], progress[:items_total]), printable(entry[:message])).rstrip
+    end
+
+    # Text from the store as one line with no terminal controls: a newline
+    # or an escape sequence in a message is shown, never obeyed.
+    def printable(text)
+      text.to_s.gsub(/[\p{Cc}\u2028\u2029]/) { |char| char.inspect[1..-2] }
     end
 
     def describe_rule(rule, options)

@@ -61,6 +61,10 @@ module MASTER
         named = ENV["MASTER_CONFIG"]
         if named && !named.empty?
           return named if File.file?(named)
+          if File.directory?(named)
+            raise ConfigError, "MASTER_CONFIG names #{named}, which is a directory; name the config file itself " \
+                               "(for example #{File.join(named, 'session_recovery.yml')})"
+          end
 
           raise ConfigError, "MASTER_CONFIG names #{named}, which does not exist; create it or unset MASTER_CONFIG"
         end
@@ -143,9 +147,11 @@ module MASTER
       end
 
       def parse(path)
-        document = YAML.safe_load(File.read(path), aliases: false) || {}
+        # Aliases (`<<: *defaults`) are plain YAML that config files use.
+        document = YAML.safe_load(File.read(path), aliases: true) || {}
         raise ConfigError, "#{path}: expected a `#{SECTION}:` section at the top" unless document.is_a?(Hash)
 
+        warn_unknown_sections(document, path)
         section = section_of(document, path)
         raise ConfigError, "#{path}: `#{SECTION}:` must hold key: value pairs; got #{Options.shown(section)}" unless section.is_a?(Hash)
 
@@ -153,7 +159,9 @@ module MASTER
           name = key.to_s.to_sym
           kind = KEYS[name]
           unless kind
-            warn_once([path, name], "#{path}: unknown key `#{key}` in #{SECTION} (ignored); known keys: #{KEYS.keys.join(', ')}")
+            near = closest(key.to_s, KEYS.keys.map(&:to_s))
+            warn_once([path, name], "#{path}: unknown key `#{key}` in #{SECTION} (ignored)" \
+                                    "#{"; did you mean `#{near}`?" if near}; known keys: #{KEYS.keys.join(', ')}")
             next
           end
           problem = problem_with(kind, value)
@@ -163,6 +171,27 @@ module MASTER
         end
       rescue Psych::Exception => e
         raise ConfigError, "#{path} is not valid YAML: #{e.message}"
+      end
+
+      # Top-level sections a config file may hold.
+      SECTIONS = [SECTION, LEGACY_SECTION].freeze
+
+      # A misspelled section (`session_recovry:`) would otherwise be ignored
+      # without a word, and its settings with it.
+      def warn_unknown_sections(document, path)
+        (document.keys.map(&:to_s) - SECTIONS).each do |name|
+          near = closest(name, SECTIONS)
+          warn_once([path, :section, name], "#{path}: unknown section `#{name}:` (ignored, with everything in it)" \
+                                            "#{"; did you mean `#{near}:`?" if near}; known sections: #{SECTIONS.join(', ')}")
+        end
+      end
+
+      # The known word `word` is most likely a misspelling of, if any.
+      def closest(word, words)
+        require "did_you_mean"
+        DidYouMean::SpellChecker.new(dictionary: words).correct(word).first
+      rescue LoadError
+        nil
       end
 
       def section_of(document, path)

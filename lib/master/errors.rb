@@ -14,7 +14,12 @@ module MASTER
   # `track_cost` passed a budget enforced with `enforce_budget: true`. The
   # amount is recorded; `increase_budget` lets the task go on.
   class BudgetExceededError
-    # @return [String, nil] the task, [Float, nil] dollars spent, [Float, nil] the limit
-    attr_reader :task_id, :spent, :limit
+    # @return [String, nil] the task, [Float, nil] dollars spent, [Float, nil] the limit,
+    #   [String, nil] the queue whose budget it was (nil: the task's own)
+    attr_reader :task_id, :spent, :limit, :queue
   end
+
+  # A queue found a saved run of its name whose tasks are not the ones
+  # added: it is never adopted (see Queue#discard_saved_run).
+  class QueueMismatchError < Error; end
 end

@@ -25,6 +25,7 @@ module MASTER
       auto_resume: :boolean,
       resume_on_start: :boolean,
       handle_signals: :boolean,
+      enforce_budget: :boolean,
       logger: :logger
     }.freeze
 
@@ -34,13 +35,18 @@ module MASTER
     attr_reader :name, :tasks
 
     # @param budget [Numeric, nil] dollars the whole queue may spend
-    # @param name [String] names the queue's state in the store; a new
-    #   process resumes a queue by creating one with the same name
+    # @param name [String, nil] names the queue's state in the store; a new
+    #   process resumes a queue by creating one with the same name. Without
+    #   it, the program's file name ($PROGRAM_NAME): each script has its own.
     # @param handle_signals [Boolean] during process/resume, INT and TERM
     #   checkpoint the queue, then stop it (Interrupt / SignalException)
-    def initialize(budget: nil, name: "default", **options)
+    # @param enforce_budget [Boolean] a running task's `track_cost` that
+    #   takes the queue past its budget raises BudgetExceededError, which
+    #   stops the queue (and a task's own budget is enforced by its session)
+    def initialize(budget: nil, name: nil, **options)
       Options.check!(options, OPTIONS.reject { |key, _| %i[budget name].include?(key) }, "MASTER::Queue.new")
       check_budget(budget)
+      name = Queue.program_name if name.nil?
       name = name.to_s if name.is_a?(Symbol)
       Options.check_text!(name, "name")
       @name = name
@@ -133,21 +139,93 @@ module MASTER
       @stopped_for_budget == true
     end
 
+    # Raises the queue's budget by `amount` dollars (and persists it), so a
+    # queue stopped for its budget goes on with `resume`.
+    # @return [Float] the new budget
+    def increase_budget(amount)
+      unless amount.is_a?(Numeric) && amount.real? && amount.finite? && amount.positive?
+        raise ArgumentError, "amount must be a positive number of dollars; got #{Options.shown(amount)}"
+      end
+
+      @budget = (Queue.exact(@budget || 0) + Queue.exact(amount)).to_f
+      check_budget(@budget)
+      save_ledger
+      budget
+    end
+
+    # True when a task's `track_cost` that takes the queue past its budget
+    # stops it (`enforce_budget`).
+    def enforce_budget?
+      option(:enforce_budget) == true
+    end
+
+    # @private Raises BudgetExceededError when `task`'s spending took the
+    # queue past its enforced budget; the task's session has recorded it.
+    def check_spending(task)
+      return unless enforce_budget? && @budget && spent_exactly > Queue.exact(@budget)
+
+      message = "queue #{@name.inspect} is over its budget: spent $#{format('%.2f', total_spent)} of " \
+                "$#{format('%.2f', @budget)} (recorded); call increase_budget, then resume, to go on"
+      task.session&.checkpoint(message: message)
+      error = BudgetExceededError.new(message)
+      { task_id: task.task_id, spent: total_spent, limit: budget, queue: @name }.each do |field, value|
+        error.instance_variable_set(:"@#{field}", value)
+      end
+      raise error
+    end
+
+    # Forgets this queue's saved run (its ledger), so the next `process`
+    # starts a new one. The tasks' own checkpoints are kept.
+    # @return [Boolean] whether there was one
+    def discard_saved_run
+      @loaded = true # nothing left to load
+      @saved_ids = nil
+      @run_started_at = nil
+      @tasks = @tasks.reject(&:from_store?).each(&:forget_run)
+      SessionPersistence.remove(@ledger_id, checkpoint_dir: @checkpoint_dir)
+    end
+
     def inspect
       "#<MASTER::Queue #{@name.inspect} tasks=#{@tasks.size} pending=#{pending.size} " \
         "spent=#{total_spent}#{" budget=#{budget}" if @budget}>"
     end
 
-    # "Extract services" → "extract-services"
+    # The name of a queue created without `name:`: the running program's
+    # file name, so two scripts in one directory never share a saved run.
+    # (`ruby -e` and a script on standard input have no file: "default".)
+    def self.program_name
+      name = File.basename($PROGRAM_NAME.to_s, ".*").dup.force_encoding(Encoding::UTF_8)
+      name.valid_encoding? && !name.start_with?("-") && name.match?(/[\p{L}\p{N}]/) ? name : "default"
+    end
+
+    # The most bytes a slug keeps: with "queue." in front it is still a
+    # task id (at most 255 bytes).
+    SLUG_BYTES = 200
+
+    # "Extract services" → "extract-services", "Résumé" → "resume";
+    # letters and digits of every script are kept ("日本語のタスク").
     def self.slug(text, what: "description")
-      # The slug keeps at most 200 characters, so the rest need not be read.
+      # The slug keeps at most 200 bytes, so the rest need not be read.
       head = text[0, 1000]
       head = head.dup.force_encoding(Encoding::UTF_8) if head.ascii_only?
-      slug = head.unicode_normalize(:nfkd).gsub(/\p{Mn}/, "").downcase.gsub(/[^a-z0-9]+/, "-").gsub(/\A-+|-+\z/, "")
+      slug = +""
+      head.unicode_normalize(:nfc).downcase.each_char do |char|
+        slug << (char.match?(/[\p{L}\p{N}]/) ? fold(char) : "-")
+      end
+      slug = slug.squeeze("-").gsub(/\A-+|-+\z/, "")
       raise ArgumentError, "#{what} #{Options.shown(text)} has no letters or digits to name a task by" if slug.empty?
 
-      slug[0, 200].chomp("-")
+      slug = slug.chop while slug.bytesize > SLUG_BYTES
+      slug.chomp("-")
     end
+
+    # A Latin letter without its accents (é → e, ﬁ → fi); any other letter
+    # or digit as it is (が keeps its mark: か is another word).
+    def self.fold(char)
+      plain = char.unicode_normalize(:nfkd).gsub(/\p{Mn}/, "")
+      plain.match?(/\A[a-z0-9]+\z/) ? plain : char
+    end
+    private_class_method :fold
 
     # A Float of dollars as the exact decimal it prints as.
     def self.exact(amount)
@@ -159,7 +237,7 @@ module MASTER
       {
         checkpoint_dir: @checkpoint_dir,
         logger: @logger,
-        **@options.slice(:checkpoint_interval, :checkpoint_on_items)
+        **@options.slice(:checkpoint_interval, :checkpoint_on_items, :enforce_budget)
       }
     end
 
@@ -194,17 +272,20 @@ module MASTER
     end
 
     def run
+      check_saved_run
       @run_started_at ||= Time.now.utc
       @stopped_for_budget = false
       check_blocks
       with_signal_handlers do
-        index = 0
-        while (task = @tasks[index])
-          index += 1
-          next if task.completed?
-          break if budget_spent_before?(task)
+        catch(:stopped_for_budget) do
+          index = 0
+          while (task = @tasks[index])
+            index += 1
+            next if task.completed?
+            break if budget_spent_before?(task)
 
-          run_task(task)
+            run_task(task)
+          end
         end
       end
       self
@@ -232,7 +313,7 @@ module MASTER
       left = pending.map(&:name)
       log("stopped before #{task.name.inspect}: spent $#{format('%.2f', total_spent)} of its " \
           "$#{format('%.2f', @budget)} budget; #{left.size} task#{'s' unless left.size == 1} not run " \
-          "(#{left.join(', ')}). Raise the budget and call resume to go on.")
+          "(#{left.join(', ')}). Call increase_budget, then resume, to go on.")
       true
     end
 
@@ -250,6 +331,7 @@ module MASTER
       task.session.complete!
       task.finish("completed", result: result)
     rescue StandardError => e
+      stop_for_budget(task, e) if e.is_a?(BudgetExceededError) && e.queue == @name
       task.session&.checkpoint_error(e)
       task.finish("failed", error: e)
       log("task #{task.name.inspect} failed (#{e.class}: #{e.message}); going on with the next one")
@@ -262,6 +344,14 @@ module MASTER
         @current = nil
       end
       save_ledger
+    end
+
+    # The queue's enforced budget stopped `task`: it is left to resume, not
+    # failed, and the queue stops.
+    def stop_for_budget(task, error)
+      @stopped_for_budget = true
+      log("stopped during #{task.name.inspect}: #{error.message}")
+      throw :stopped_for_budget
     end
 
     def interrupted(task)
@@ -319,7 +409,9 @@ module MASTER
 
       state = document[:state]
       @run_started_at = Time.iso8601(state[:run_started_at]) rescue Time.now.utc
+      @budget ||= document.dig(:budget, :allocated)
       added = @tasks.to_h { |task| [task.task_id, task] }
+      @saved_ids = state[:tasks].map { |saved| saved[:task_id] }
       @tasks = state[:tasks].map do |saved|
         task = added.delete(saved[:task_id]) || Task.new(self, saved[:name], saved[:task_id], saved[:budget], nil, from_store: true)
         task.restore(saved)
@@ -327,6 +419,26 @@ module MASTER
       end + added.values
       log("continuing an interrupted run: #{completed.size} of #{@tasks.size} tasks done, " \
           "$#{format('%.2f', total_spent)} spent", level: :info)
+    end
+
+    # A saved run is continued only with the tasks it holds: added again in
+    # this process, or none added (resume in a new process). Anything else
+    # is another program's or another version's run: never adopted.
+    def check_saved_run
+      return unless @saved_ids
+
+      added = @tasks.reject(&:from_store?).map(&:task_id)
+      return if added.empty? || added.sort == @saved_ids.sort
+
+      saved_only = @saved_ids - added
+      added_only = added - @saved_ids
+      done = @tasks.count { |task| @saved_ids.include?(task.task_id) && task.completed? }
+      raise QueueMismatchError,
+            "queue #{@name.inspect} has an interrupted run saved (#{@saved_ids.size} tasks, #{done} done) " \
+            "whose tasks are not the ones added here#{" (saved only: #{saved_only.join(', ')})" unless saved_only.empty?}" \
+            "#{" (added only: #{added_only.join(', ')})" unless added_only.empty?}; nothing was run. To continue " \
+            "it, add the same tasks (or none, and call resume); to start a new run, call discard_saved_run " \
+            "first, or give this queue another name:"
     end
 
     # One task of a queue. The block receives it; it answers the session's
@@ -358,8 +470,12 @@ module MASTER
         @session ? @session.budget_spent : @spent
       end
 
+      # Adds a cost to this task's session; with `enforce_budget`, raises
+      # BudgetExceededError once the queue (or the task) is past its budget.
       def track_cost(amount)
-        ensure_started.track_cost(amount)
+        spent = ensure_started.track_cost(amount)
+        @queue.check_spending(self)
+        spent
       end
 
       def checkpoint(**options)
@@ -383,6 +499,14 @@ module MASTER
         @block = added.block
         @budget = added.budget || @budget
         @from_store = false
+      end
+
+      # @private back to pending, as if no run had seen it
+      def forget_run
+        @status = "pending"
+        @spent = 0.0
+        @error = nil
+        @session = nil
       end
 
       # @private
