@@ -17,7 +17,8 @@ use crate::budget::{Budget, BudgetEvent, Money};
 use crate::checkpoint::{BudgetFigures, Draft, ErrorInfo, Host, Progress, Status};
 use crate::error::{Error, Result};
 use crate::store::layout::TaskId;
-use crate::store::{gate, Lookup, Pick, Store, WriteOptions};
+use crate::store::seal::Seal;
+use crate::store::{gate, Found, Lookup, Pick, Store, WriteOptions};
 use crate::ticker::Ticker;
 use crate::writer::{self, Job};
 pub use snapshot::{Data, RawJson, Restored, Snapshot};
@@ -129,6 +130,11 @@ struct Core {
     ticker: Ticker,
     state: Mutex<State>,
     write_lock: Mutex<()>,
+    /// The newest checkpoint as this session last read it, and its seal,
+    /// until it writes: `restore` hands it out again while the file is
+    /// still the newest and still that file, instead of reading (a large
+    /// state) twice.
+    held: Mutex<Option<(Snapshot, Seal)>>,
 }
 
 #[derive(Debug)]
@@ -312,8 +318,17 @@ impl Core {
         Ok(snapshot)
     }
 
+    /// A checkpoint read as the newest: kept for the next `restore`.
+    fn hold(&self, found: Found) -> Snapshot {
+        let seal = found.seal;
+        let snapshot = Snapshot::from_found(found, &self.config.task_id);
+        *lock(&self.held) = Some((snapshot.clone(), seal));
+        snapshot
+    }
+
     /// After a write (numbered `number`, or not written at all).
     fn stand_on(&self, snapshot: &Snapshot, number: Option<u64>) {
+        *lock(&self.held) = None;
         let mut state = lock(&self.state);
         if number.is_some() {
             state.last_checkpoint = number;
@@ -335,6 +350,7 @@ impl Session {
                 ticker: Ticker::new(config.checkpoint_on_items, config.checkpoint_interval),
                 state: Mutex::new(State::fresh(&config)),
                 write_lock: Mutex::new(()),
+                held: Mutex::new(None),
                 store,
                 config,
             }),
@@ -358,7 +374,7 @@ impl Session {
         let mut warnings = skipped_warnings(task, &lookup);
         let resumed = match lookup.found {
             Some(found) => {
-                let snapshot = Snapshot::from_found(found, task);
+                let snapshot = core.hold(found);
                 core.adopt(&snapshot, true);
                 Some(Restored {
                     snapshot,
@@ -643,19 +659,30 @@ impl Session {
         let _pass = gate::enter();
         let _writing = lock(&self.core.write_lock);
         let task = &self.core.config.task_id;
-        let (found, warnings) = match number {
-            Some(n) => (self.core.store.read(task, n)?, Vec::new()),
-            None => {
+        let held = lock(&self.core.held).clone();
+        let (snapshot, warnings) = match (number, held) {
+            (Some(n), _) => (
+                Snapshot::from_found(self.core.store.read(task, n)?, task),
+                Vec::new(),
+            ),
+            (None, Some((snapshot, seal)))
+                if self
+                    .core
+                    .store
+                    .is_newest(task, snapshot.checkpoint.unwrap_or(0), seal)? =>
+            {
+                (snapshot, Vec::new())
+            }
+            (None, _) => {
                 let lookup = self.core.store.find(task, Pick::Latest)?;
                 let warnings = skipped_warnings(task, &lookup);
                 match lookup.found {
-                    Some(found) => (found, warnings),
+                    Some(found) => (self.core.hold(found), warnings),
                     None if lookup.skipped.is_empty() => return Ok(None),
                     None => return Err(Error::no_intact_checkpoint(task, lookup.skipped)),
                 }
             }
         };
-        let snapshot = Snapshot::from_found(found, task);
         let first_resume = !lock(&self.core.state).resumed;
         self.core.adopt(&snapshot, false);
         Ok(Some(Restored {
@@ -703,6 +730,7 @@ impl Session {
         if self.core.config.enabled {
             self.core.store.remove(&self.core.config.task_id)?;
         }
+        *lock(&self.core.held) = None;
         let mut state = lock(&self.core.state);
         self.core.ticker.reset();
         *state = State::fresh(&self.core.config);

@@ -653,3 +653,39 @@ fn sync_operations_wait_for_async_writes() {
         7
     );
 }
+
+#[test]
+fn restore_after_resume_reads_again_when_the_file_changed() {
+    let dir = TempDir::new();
+    let session = open(config(&dir, "t"));
+    for step in 1..=2u64 {
+        session
+            .checkpoint(CheckpointRequest {
+                data: data(&step.to_string()),
+                progress: Some(step),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let (resumed, _) = Session::open(config(&dir, "t")).unwrap();
+    let held = resumed.restore(None).unwrap().unwrap().snapshot;
+    assert_eq!(state_of(&held), b"2", "the checkpoint read at open");
+    // Damaged since it was read: restore must not hand the old copy out.
+    let second = resumed.store().checkpoint_path(resumed.task_id(), 2);
+    let bytes = std::fs::read(&second).unwrap();
+    std::fs::write(&second, &bytes[..bytes.len() / 2]).unwrap();
+    let again = resumed.restore(None).unwrap().unwrap();
+    assert_eq!(again.snapshot.checkpoint, Some(1));
+    assert_eq!(again.warnings.len(), 1);
+    // And a newer one written by someone else is read, not the held one.
+    session
+        .checkpoint(CheckpointRequest {
+            data: data("3"),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        state_of(&resumed.restore(None).unwrap().unwrap().snapshot),
+        b"3"
+    );
+}

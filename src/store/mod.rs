@@ -631,6 +631,20 @@ impl Store {
         })
     }
 
+    /// True when checkpoint `number` of `task` is still the newest and still
+    /// the file `seal` describes: what a reader that holds it already may
+    /// use instead of reading it again.
+    pub fn is_newest(&self, task: &TaskId, number: u64, seal: Seal) -> Result<bool> {
+        let _pass = gate::enter();
+        match self.open_task(task)? {
+            Some(task_dir) => {
+                let named = TaskSummary::naming(task.as_str(), number, seal);
+                summary_is_current(&task_dir, "", &named)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Reads and verifies checkpoint `number` of `task`.
     pub fn read(&self, task: &TaskId, number: u64) -> Result<Found> {
         let _pass = gate::enter();

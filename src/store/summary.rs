@@ -42,6 +42,28 @@ pub struct TaskSummary {
 }
 
 impl TaskSummary {
+    /// A summary that only names a checkpoint and its seal (what freshness
+    /// checks look at).
+    pub fn naming(task_id: &str, latest: u64, seal: Seal) -> TaskSummary {
+        TaskSummary {
+            task_id: task_id.to_owned(),
+            version: FORMAT_VERSION.to_owned(),
+            status: Status::Running,
+            latest_checkpoint: latest,
+            latest_good_checkpoint: None,
+            checkpoints: 1,
+            created_at: String::new(),
+            updated_at: String::new(),
+            progress: Progress::default(),
+            budget: BudgetFigures::default(),
+            message: None,
+            failures: 0,
+            retries: 0,
+            written_at: None,
+            seal: Some(seal),
+        }
+    }
+
     /// When the latest checkpoint was written, as precisely as known: what
     /// "newest" means wherever tasks are ordered.
     pub fn recency(&self) -> chrono::DateTime<chrono::Utc> {
