@@ -80,6 +80,15 @@ RSpec.describe MASTER::SessionPersistence do
       expect(MASTER.logger.warnings.last).to match(/task "broken" has 1 checkpoint file\(s\) and none is intact/)
     end
 
+    # Regression (issue 8): "newest first" followed the one-second timestamp
+    # and then the name, not which task was written last.
+    it "orders by when each task was last written, to the nanosecond" do
+      %w[zeta alpha mid].each { |id| MASTER::SessionRecovery.new(task_id: id).checkpoint(progress: 1) }
+      expect(described_class.list.map { |r| r[:task_id] }).to eq(%w[mid alpha zeta])
+      MASTER::SessionRecovery.new(task_id: "zeta").checkpoint(progress: 2)
+      expect(described_class.list.map { |r| r[:task_id] }).to eq(%w[zeta mid alpha])
+    end
+
     it "is empty for a store that does not exist, and creates nothing" do
       expect(described_class.list).to eq([])
       expect(File.exist?(store_dir)).to be(false)
