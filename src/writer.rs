@@ -31,6 +31,10 @@ struct Queue {
     stalled: bool,
     /// Why the head job failed, until it is written after all.
     error: Option<Error>,
+    /// Jobs the writer has started, and which of those starts last failed:
+    /// `flush` gives every waiting job a try that starts after it is called.
+    started: u64,
+    failed_start: u64,
     last_written: Option<u64>,
     closing: bool,
 }
@@ -87,9 +91,16 @@ impl Shared {
     /// last number written, or the failure that stopped the writer again.
     fn flush(&self) -> Result<Option<u64>> {
         let mut queue = lock(&self.queue);
-        queue.stalled = false;
-        self.work.notify_one();
-        while (!queue.jobs.is_empty() || queue.busy) && !queue.stalled {
+        let called_at = queue.started;
+        loop {
+            if queue.stalled && queue.failed_start <= called_at {
+                // Failed on a try that began before this flush: try again.
+                queue.stalled = false;
+                self.work.notify_one();
+            }
+            if (queue.jobs.is_empty() && !queue.busy) || queue.stalled {
+                break;
+            }
             queue = self.progress.wait(queue).unwrap_or_else(|p| p.into_inner());
         }
         match queue.report_and_retry() {
@@ -117,6 +128,7 @@ fn run(shared: &Shared) {
                 if !queue.stalled {
                     if let Some(job) = queue.jobs.pop_front() {
                         queue.busy = true;
+                        queue.started += 1;
                         break job;
                     }
                 }
@@ -141,6 +153,7 @@ fn run(shared: &Shared) {
             Err(error) => {
                 queue.jobs.push_front(job);
                 queue.stalled = true;
+                queue.failed_start = queue.started;
                 queue.error = Some(error);
             }
         }
@@ -246,6 +259,15 @@ impl Slot {
     }
 }
 
+#[cfg(test)]
+impl Slot {
+    /// True once the writer has stopped at a failed job.
+    fn stalled(&self) -> bool {
+        self.shared()
+            .is_some_and(|shared| lock(&shared.queue).stalled)
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(handle) = self.here().take() {
@@ -308,9 +330,9 @@ mod tests {
         let slot = Slot::default();
         let log = Arc::new(Mutex::new(Vec::new()));
         let runs = Arc::new(AtomicU64::new(0));
-        let job = flaky(2, 1, Arc::clone(&log), Arc::clone(&runs));
+        let job = flaky(1, 1, Arc::clone(&log), Arc::clone(&runs));
         slot.enqueue("t", || Ok(((), job))).unwrap();
-        wait_until(|| runs.load(Ordering::SeqCst) == 1);
+        wait_until(|| slot.stalled());
         // The next call's capture is queued behind the failed one, and the
         // failure is told, with how much waits.
         let second = flaky(0, 2, Arc::clone(&log), Arc::new(AtomicU64::new(0)));
@@ -318,8 +340,7 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("disk full (run 1)"), "{text}");
         assert!(text.contains("the 2 captured checkpoint(s)"), "{text}");
-        wait_until(|| runs.load(Ordering::SeqCst) == 2);
-        // flush tries again, and this time both are written, in order.
+        // They are tried again, and this time both are written, in order.
         assert_eq!(slot.flush().unwrap(), Some(2));
         assert_eq!(*log.lock().unwrap(), [1, 2], "nothing dropped, in order");
         assert_eq!(slot.flush().unwrap(), Some(2));
@@ -377,7 +398,7 @@ mod tests {
             Ok(1)
         });
         slot.enqueue("t", || Ok(((), job))).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        wait_until(|| slot.stalled());
         let err = slot
             .enqueue("t", || Ok(((), Box::new(|| Ok(2u64)) as Job)))
             .unwrap_err();
