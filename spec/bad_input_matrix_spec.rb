@@ -391,7 +391,7 @@ module BadInputMatrix
   cli "resume --checkpoint 999 (absent)", [*RESUME, "--checkpoint", "999"], 1, /checkpoint/, /999/
   cli "resume --checkpoint 10**23", [*RESUME, "--checkpoint", "9" * 23], 2, /checkpoint/, /9{23}/
   cli "resume --latest with a TASK", %w[checkpoint resume --latest task], 2, /unexpected argument/, /"task"/
-  ["", "abc", "-1d", "7x", "NaN", "Infinity", "7 d"].each do |age|
+  ["", "abc", "-1d", "7x", "NaN", "Infinity"].each do |age|
     cli "clean --older-than #{age.inspect}", ["checkpoint", "clean", "--older-than", age], 2, /--older-than/,
         /#{Regexp.escape(age.inspect)}/
   end
@@ -448,7 +448,13 @@ RSpec.describe "Bad input matrix" do
   after(:context) { FileUtils.rm_rf(@template_root) }
 
   def seed_store(dir = Dir.pwd)
-    FileUtils.cp_r(@template, dir, preserve: true)
+    return FileUtils.cp_r(@template, dir, preserve: true) if StoreHelpers.file_store? || dir != Dir.pwd
+
+    # A store of another kind: the same two tasks, written into it.
+    seed = MASTER::SessionRecovery.new(task_id: "task", budget: 5.0, auto_resume: false, logger: nil)
+    seed.checkpoint(progress: 1, items_total: 10, data: { step: 1 })
+    seed.checkpoint(progress: 2, data: { step: 2 })
+    MASTER::SessionPersistence.save("other", { state: { other: true } })
   end
 
   # Runs the block with the process's stderr (fd 2) going to a file: a Rust
@@ -545,7 +551,8 @@ RSpec.describe "Bad input matrix" do
         expect(store_snapshot).to eq(before), "the store changed"
       end
       if label.to_s.start_with?("id ")
-        expect(Dir.children(Dir.pwd)).to eq([".master_checkpoints"]), "something was written beside the store"
+        beside = StoreHelpers.file_store? ? [".master_checkpoints"] : []
+        expect(Dir.children(Dir.pwd)).to eq(beside), "something was written beside the store"
         expect(File.stat("/etc/passwd").mtime).to eq(passwd)
       end
       expect_next_call_works(row.target, object)

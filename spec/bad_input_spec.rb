@@ -19,7 +19,7 @@ RSpec.describe "Bad input" do
       it "refuses #{id.inspect[0, 40]} with ArgumentError naming task_id" do
         expect { MASTER::SessionRecovery.new(task_id: id) }.to raise_error(ArgumentError, /task_id/)
         expect { MASTER::SessionPersistence.save(id, {}) }.to raise_error(ArgumentError, /task_id/)
-        expect(File.exist?(store_dir)).to be(false)
+        expect(store_empty?).to be(true)
         expect(File.exist?(File.join(Dir.pwd, "..", "escape"))).to be(false)
       end
     end
@@ -141,7 +141,7 @@ RSpec.describe "Bad input" do
       expect { session(max_retries: -1) }.to raise_error(ArgumentError, /max_retries/)
       expect { session(logger: 5) }.to raise_error(ArgumentError, /logger/)
       expect { session(checkpoint_dir: "") }.to raise_error(ArgumentError, /checkpoint_dir/)
-      expect(File.exist?(store_dir)).to be(false)
+      expect(store_empty?).to be(true)
     end
 
     it "refuses negative, non-numeric and non-finite money" do
@@ -163,7 +163,7 @@ RSpec.describe "Bad input" do
       expect { MASTER::SessionPersistence.save("t", { checksum: "x" }) }.to raise_error(ArgumentError, /data\[:checksum\]/)
       expect { MASTER::SessionPersistence.save("t", { task_id: "u" }) }.to raise_error(ArgumentError, /task_id/)
       expect { MASTER::SessionPersistence.save("t", { timestamp: "yesterday" }) }.to raise_error(ArgumentError, /timestamp/)
-      expect(File.exist?(store_dir)).to be(false)
+      expect(store_empty?).to be(true)
     end
   end
 end

@@ -6,6 +6,8 @@ require "timeout"
 # collision, no lost metadata update, no reader ever sees a partial file,
 # no deadlock (every wait is bounded).
 RSpec.describe "Concurrent use of one store" do
+  before { files_only!("runs processes and threads on one file store") }
+
   WRITES = 150
 
   WRITER_CODE = <<~RUBY

@@ -44,6 +44,7 @@ RSpec.describe "Damaged checkpoints" do
                                                                      progress: include(items_processed: 1))
         expect(MASTER::SessionPersistence.list.map { |r| [r[:task_id], r[:latest_checkpoint]] }).to eq([["task", 1]])
         expect(session.last_checkpoint_time).to eq(session.restore[:timestamp])
+        other_processes!
         out, _err, status = Open3.capture3(RbConfig.ruby, File.expand_path("../bin/cli", __dir__),
                                            "checkpoint", "list", "--json")
         expect(status).to be_success

@@ -6,6 +6,8 @@
 # leave the previous checkpoint current and readable and no temp file, and
 # the next checkpoint must succeed.
 RSpec.describe "Failure injection in the write path" do
+  before { files_only!("injects failures into the file store") }
+
   FAILPOINT_LIB = File.expand_path("../tmp/failpoints/lib", __dir__)
   # Checkpoints go through temp file, fsync, rename, directory fsync; the
   # two caches are rewritten in place (they are checked on every read).

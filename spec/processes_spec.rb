@@ -3,6 +3,8 @@
 # Real processes: resume in a second Ruby, a writer killed with SIGKILL, two
 # writers on one task.
 RSpec.describe "Across processes" do
+  before { files_only!("kills writer processes of the file store") }
+
   describe "resuming in a new process" do
     before do
       _out, err, status = run_ruby(<<~RUBY)

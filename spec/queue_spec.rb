@@ -86,7 +86,7 @@ RSpec.describe MASTER::Queue do
       q.add("Task 2")
       enumerator = q.process
       expect(enumerator).to be_a(Enumerator)
-      expect(File.exist?(store_dir)).to be(false)
+      expect(store_empty?).to be(true)
       ran = []
       enumerator.each { |task| ran << task.task_id }
       expect(ran).to eq(%w[task-1 task-2])
@@ -234,6 +234,7 @@ RSpec.describe "Queue names and saved runs" do
   # every other program in the directory, and script B ran script A's
   # interrupted tasks with B's block.
   it "takes its name from the program, so another script never adopts this one's run" do
+    other_processes!
     File.write("a.rb", <<~RUBY)
       q = MASTER::Queue.new(handle_signals: true)
       q.add("Paid step one")

@@ -116,7 +116,7 @@ RSpec.describe "The user's document, run as written" do
     world = SnippetWorld.new
     result = world.run(snippet("Integration with Queue System"))
     expect(result).to be_a(Enumerator)
-    expect(File.exist?(store_dir)).to be(false)
+    expect(store_empty?).to be(true)
   end
 
   it "Graceful Shutdown: installs handlers that checkpoint the queue and exit 0" do

@@ -29,7 +29,7 @@ RSpec.describe MASTER::SessionPersistence do
         { message: 5 } => /data\[:message\] must be a String or nil/ }.each do |data, message|
         expect { described_class.save("t", data) }.to raise_error(ArgumentError, message)
       end
-      expect(File.exist?(store_dir)).to be(false)
+      expect(store_empty?).to be(true)
       described_class.save("t", { status: :completed, budget: { allocated: 5, spent: 2.13 } })
       expect(described_class.summary("t")).to include(status: "completed", budget: include(spent: 2.13))
       expect(described_class.load("t")[:status]).to eq(:completed)
@@ -91,7 +91,7 @@ RSpec.describe MASTER::SessionPersistence do
 
     it "is empty for a store that does not exist, and creates nothing" do
       expect(described_class.list).to eq([])
-      expect(File.exist?(store_dir)).to be(false)
+      expect(store_empty?).to be(true)
     end
   end
 

@@ -8,7 +8,7 @@ RSpec.describe MASTER::SessionRecovery do
   describe ".new" do
     it "writes nothing until the first checkpoint" do
       session
-      expect(File.exist?(store_dir)).to be(false)
+      expect(store_empty?).to be(true)
     end
 
     it "accepts a Symbol task id as its name" do
@@ -127,7 +127,7 @@ RSpec.describe MASTER::SessionRecovery do
     it "writes nothing when enabled: false, but still counts" do
       s = session(enabled: false)
       expect(s.checkpoint(progress: 4)).to include(checkpoint: nil, progress: 4)
-      expect(File.exist?(store_dir)).to be(false)
+      expect(store_empty?).to be(true)
     end
   end
 

@@ -22,9 +22,12 @@ RSpec.configure do |config|
   # Every example runs in its own empty directory, so the default store
   # (.master_checkpoints under Dir.pwd) is private to it, with no MASTER_*
   # variables and a logger that records instead of printing.
+  examples = 0
   config.around do |example|
-    saved_env = ENV.to_h.select { |key, _| key.start_with?("MASTER_") }
+    saved_env = ENV.to_h.select { |key, _| key.start_with?("MASTER_") && key != "MASTER_TEST_STORE" }
     saved_env.each_key { |key| ENV.delete(key) }
+    store = StoreHelpers.example_store(examples += 1)
+    ENV["MASTER_STORE"] = store if store
     Dir.mktmpdir("master-spec") do |dir|
       Dir.chdir(dir) do
         MASTER::Config.reset!
@@ -35,7 +38,7 @@ RSpec.configure do |config|
       end
     end
   ensure
-    ENV.delete_if { |key, _| key.start_with?("MASTER_") }
+    ENV.delete_if { |key, _| key.start_with?("MASTER_") && key != "MASTER_TEST_STORE" }
     saved_env.each { |key, value| ENV[key] = value }
   end
 

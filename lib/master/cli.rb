@@ -129,8 +129,6 @@ module MASTER
       }
     }.freeze
 
-    DURATION = /\A(\d+(?:\.\d+)?)([smhdw])\z/.freeze
-
     # Runs one command line; returns the exit status.
     def self.start(argv, out: $stdout, err: $stderr, program: default_program)
       new(out: out, err: err, program: program).run(argv)
@@ -284,8 +282,11 @@ module MASTER
 
     def common_options(parser, options, store: true)
       if store
-        parser.on("--dir DIR", "the checkpoint store (default: the configured checkpoint_dir)") do |dir|
+        parser.on("--dir DIR", "the checkpoint store's directory (default: the configured store)") do |dir|
           options[:dir] = dir
+        end
+        parser.on("--store URL", "the store: a directory, or a postgresql:// URL (default: the configured store)") do |url|
+          options[:store] = url
         end
       end
       parser.on("--json", "machine-readable output: JSON on stdout") { options[:json] = true }
@@ -344,7 +345,7 @@ module MASTER
       end
 
       # auto_resume: true so that what is not given carries over, whatever the config says.
-      session = SessionRecovery.new(task_id: task, checkpoint_dir: dir, auto_resume: true)
+      session = SessionRecovery.new(task_id: task, store: dir, auto_resume: true)
       state = session.checkpoint(data: data, progress: options[:progress],
                                  items_total: options[:items_total], message: options[:message])
       return emit_json(state, options) if options[:json]
@@ -356,7 +357,7 @@ module MASTER
       parse("list", argv, options)
       no_arguments!(argv)
       dir = existing_store(options)
-      rows = SessionPersistence.list(checkpoint_dir: dir)
+      rows = SessionPersistence.list(store: dir)
       return emit_json(rows, options) if options[:json]
       return say("No checkpoints in #{dir}") if rows.empty?
 
@@ -368,15 +369,15 @@ module MASTER
       task = one_argument!(argv, "TASK")
       dir = existing_store(options)
       # The damaged checkpoints are shown in the list below: no warnings for them.
-      summary = quietly { SessionPersistence.summary(task, checkpoint_dir: dir) }
-      entries = SessionPersistence.history(task, checkpoint_dir: dir)
+      summary = quietly { SessionPersistence.summary(task, store: dir) }
+      entries = SessionPersistence.history(task, store: dir)
       unknown_task!(task, dir) if summary.nil? && entries.empty?
       if options[:json]
-        return emit_json({ task_id: task, directory: File.join(dir, task), summary: summary,
+        return emit_json({ task_id: task, directory: SessionPersistence.location(task, store: dir), summary: summary,
                            checkpoints: entries }, options)
       end
 
-      say(show_text(task, summary, entries, File.join(dir, task)))
+      say(show_text(task, summary, entries, SessionPersistence.location(task, store: dir)))
     end
 
     def resume(argv, options)
@@ -391,7 +392,7 @@ module MASTER
              else
                one_argument!(argv, "TASK (or --latest)")
              end
-      unknown_task!(task, dir) if SessionPersistence.checkpoints(task, checkpoint_dir: dir).empty?
+      unknown_task!(task, dir) if SessionPersistence.checkpoints(task, store: dir).empty?
 
       state = restore(task, options[:number], dir)
       unknown_task!(task, dir) if state.nil?
@@ -410,22 +411,22 @@ module MASTER
       no_arguments!(argv)
       dir = existing_store(options)
       rule = cleanup_rule(options)
-      doomed = SessionPersistence.list(checkpoint_dir: dir).select { |row| removes?(rule, row) }.map { |row| row[:task_id] }
-      removed = options[:dry_run] ? doomed.sort : with_progress(dir, doomed) { run_cleanup(rule, options, dir) }
+      doomed = SessionPersistence.cleanup(**rule, dry_run: true, store: dir)
+      removed = options[:dry_run] ? doomed : with_progress(dir, doomed) { SessionPersistence.cleanup(**rule, store: dir) }
       if options[:json]
-        return emit_json({ checkpoint_dir: dir, dry_run: options[:dry_run] == true, removed: removed }, options)
+        return emit_json({ store: dir, dry_run: options[:dry_run] == true, removed: removed }, options)
       end
 
-      say(clean_text(removed, dir, rule, options))
+      say(clean_text(removed, dir, options))
     end
 
     def remove(argv, options)
       parse("remove", argv, options)
       task = one_argument!(argv, "TASK")
       dir = existing_store(options)
-      count = SessionPersistence.checkpoints(task, checkpoint_dir: dir).size
-      unknown_task!(task, dir) unless SessionPersistence.remove(task, checkpoint_dir: dir)
-      return emit_json({ removed: task, checkpoints: count, checkpoint_dir: dir }, options) if options[:json]
+      count = SessionPersistence.checkpoints(task, store: dir).size
+      unknown_task!(task, dir) unless SessionPersistence.remove(task, store: dir)
+      return emit_json({ removed: task, checkpoints: count, store: dir }, options) if options[:json]
 
       say("Removed #{task} and its #{plural(count, 'checkpoint')} from #{dir}")
     end
@@ -441,20 +442,24 @@ module MASTER
 
     # --- helpers: store, input ---------------------------------------------
 
+    # The store the command line names (--store, --dir) or the configured one.
     def store(options)
-      raise UsageError, "--dir needs a directory; see #{@program} #{@context} --help" if options[:dir]&.strip&.empty?
-
-      Config.checkpoint_dir(options[:dir])
+      { dir: "a directory", store: "a store (a directory or a URL)" }.each do |flag, what|
+        raise UsageError, "--#{flag} needs #{what}; see #{@program} #{@context} --help" if options[flag]&.strip&.empty?
+      end
+      Config.store(options[:store], options[:dir])
     end
 
-    # The store to read: a --dir that names no directory is a mistake to
-    # say, not an empty store.
+    # The store to read: a --dir (or a file store --store) that names no
+    # directory is a mistake to say, not an empty store.
     def existing_store(options)
-      dir = store(options)
-      return dir if options[:dir].nil? || File.directory?(dir)
+      store = store(options)
+      given = options[:dir] || options[:store]
+      return store if given.nil? || !store.start_with?("/") || File.directory?(store)
 
-      what = File.exist?(dir) ? "it is not a directory" : "check the path"
-      raise Failure, "there is no checkpoint store at #{dir} (--dir #{options[:dir]}): #{what}"
+      what = File.exist?(store) ? "it is not a directory" : "check the path"
+      flag = options[:dir] ? "--dir" : "--store"
+      raise Failure, "there is no checkpoint store at #{store} (#{flag} #{given}): #{what}"
     end
 
     def parse_data(json)
@@ -464,17 +469,15 @@ module MASTER
                         "give an object such as '{\"done\": 12}'"
     end
 
+    # A duration of the command line: a number and a unit, read as the
+    # library reads one (Options.seconds).
     def duration(text)
-      match = DURATION.match(text.to_s.strip)
-      unless match
-        raise UsageError, "bad duration #{text.inspect} for --older-than; give a number and a unit: " \
-                          "45s, 30m, 12h, 7d or 2w"
-      end
+      raise ArgumentError unless text.match?(/[smhdw]\s*\z/i)
 
-      seconds = match[1].to_f * Options::DURATION_UNITS.fetch(match[2])
-      return seconds if seconds.finite? && seconds <= Options::MAX_SECONDS
-
-      raise UsageError, "bad duration #{Options.shown(text)} for --older-than: at most 100 years (36500d)"
+      Options.seconds(text, "--older-than")
+    rescue ArgumentError
+      raise UsageError, "bad duration #{Options.shown(text)} for --older-than; give a number and a unit: " \
+                        "45s, 30m, 12h, 7d or 2w (at most 100 years)"
     end
 
     def unknown_task!(task, dir)
@@ -484,7 +487,7 @@ module MASTER
     # The restored state of the task, with the library's errors about it
     # said in one short line.
     def restore(task, number, dir)
-      SessionRecovery.new(task_id: task, checkpoint_dir: dir, auto_resume: false).restore(number)
+      SessionRecovery.new(task_id: task, store: dir, auto_resume: false).restore(number)
     rescue CheckpointNotFoundError
       raise Failure, "task #{task.inspect} has no checkpoint #{number}; see #{@program} checkpoint show #{task}"
     rescue CorruptCheckpointError => e
@@ -510,7 +513,7 @@ module MASTER
     end
 
     def latest_task(dir)
-      newest = SessionPersistence.list(checkpoint_dir: dir).first
+      newest = SessionPersistence.list(store: dir).first
       raise Failure, "no checkpoints in #{dir}, so nothing to resume; see #{@program} checkpoint list" unless newest
 
       newest[:task_id]
@@ -518,37 +521,15 @@ module MASTER
 
     # --- helpers: clean ----------------------------------------------------
 
-    # What `clean` removes, as the library's cleanup rule.
+    # What `clean` asks SessionPersistence.cleanup for (which applies the
+    # rule, and the configured retention when given no age).
     def cleanup_rule(options)
-      config = Config.settings
       if options[:completed]
-        { older_than: options[:older_than] || 0.0, keep_failed: true, keep_completed: false, keep_running: true }
+        { older_than: options[:older_than] || 0, keep_failed: true, keep_running: true }
       elsif options[:older_than]
-        { older_than: options[:older_than], keep_failed: config[:keep_failed], keep_completed: false, keep_running: false }
+        { older_than: options[:older_than] }
       else
-        { older_than: config[:keep_successful] * 86_400.0, keep_failed: config[:keep_failed],
-          keep_completed: false, keep_running: true }
-      end
-    end
-
-    # The rule as the store applies it (src/store/mod.rs CleanupRule#removes),
-    # for --dry-run and the progress count.
-    def removes?(rule, row)
-      kept = { "failed" => rule[:keep_failed], "completed" => rule[:keep_completed],
-               "running" => rule[:keep_running] }.fetch(row[:status], true)
-      return false if kept || !row[:updated_at].is_a?(Time)
-
-      ((Time.now - row[:updated_at]) * 1000).floor >= (rule[:older_than] * 1000).floor
-    end
-
-    def run_cleanup(rule, options, dir)
-      if options[:completed]
-        SessionPersistence.cleanup(older_than: rule[:older_than], keep_failed: true, keep_running: true,
-                                   checkpoint_dir: dir)
-      elsif options[:older_than]
-        SessionPersistence.cleanup(older_than: options[:older_than], checkpoint_dir: dir)
-      else
-        SessionPersistence.cleanup(checkpoint_dir: dir)
+        {}
       end
     end
 
@@ -559,15 +540,16 @@ module MASTER
 
       show = ->(n) { @err.print "\rmaster: cleaning #{dir}: removed #{n} of #{task_ids.size} tasks" }
       show.call(0)
+      gone = -> { task_ids.count { |id| SessionPersistence.checkpoints(id, store: dir).empty? } }
       watcher = Thread.new do
         loop do
           sleep 0.1
-          show.call(task_ids.count { |id| !File.exist?(File.join(dir, id)) })
+          show.call(gone.call)
         end
       end
       result = yield
       watcher.kill.join
-      show.call(task_ids.count { |id| !File.exist?(File.join(dir, id)) })
+      show.call(gone.call)
       result
     ensure
       if watcher
@@ -717,20 +699,21 @@ module MASTER
       text.to_s.gsub(/[\p{Cc}\u2028\u2029]/) { |char| char.inspect[1..-2] }
     end
 
-    def describe_rule(rule, options)
+    def describe_rule(options)
       age = options[:older_than_text]
+      keep_failed = Config.settings[:keep_failed]
       if options[:completed]
         age ? "completed tasks older than #{age}" : "completed tasks of any age"
       elsif age
-        "tasks last checkpointed more than #{age} ago#{', except failed ones' if rule[:keep_failed]}"
+        "tasks last checkpointed more than #{age} ago#{', except failed ones' if keep_failed}"
       else
         "the configured retention: completed tasks older than #{plural(Config.settings[:keep_successful], 'day')}" \
-          "#{', failed ones too' unless rule[:keep_failed]}"
+          "#{', failed ones too' unless keep_failed}"
       end
     end
 
-    def clean_text(removed, dir, rule, options)
-      what = describe_rule(rule, options)
+    def clean_text(removed, dir, options)
+      what = describe_rule(options)
       if removed.empty?
         return options[:dry_run] ? "Nothing would be removed from #{dir} (#{what})" : "Nothing to clean in #{dir} (#{what})"
       end

@@ -19,6 +19,7 @@ module MASTER
       checkpoint_interval: :seconds,
       checkpoint_on_items: :count,
       checkpoint_dir: :path,
+      store: :store,
       max_checkpoints: :count,
       auto_resume: :boolean,
       resume_on_start: :boolean,
@@ -35,6 +36,7 @@ module MASTER
       count: "a whole number from 0 to 2**62 (0 or nil turns it off)",
       positive_count: "a whole number from 0 to 2**62",
       path: "a non-empty directory path (String)",
+      store: "a directory path, \"memory\" (or memory://NAME), or a postgresql:// URL",
       days: "a number of days, from 0 to 36500",
       fraction: "a fraction above 0 and at most 1 (0.8 means 80%)",
       callable: "something that responds to call (a lambda or proc), or nil",
@@ -43,6 +45,7 @@ module MASTER
 
     ENV_KEYS = {
       "MASTER_CHECKPOINT_DIR" => :checkpoint_dir,
+      "MASTER_STORE" => :store,
       "MASTER_AUTO_RESUME" => :auto_resume,
       "MASTER_CHECKPOINT_INTERVAL" => :checkpoint_interval
     }.freeze
@@ -50,10 +53,49 @@ module MASTER
     class << self
       # The merged settings, as a frozen Hash with Symbol keys.
       def settings
+        file_settings.merge(from_env).freeze
+      end
+
+      # The shipped defaults with the project's file over them (no environment).
+      def file_settings
         merged = load_file(DEFAULTS_PATH)
         project = project_file
-        merged = merged.merge(load_file(project)) if project
-        merged.merge(from_env).freeze
+        project ? merged.merge(load_file(project)) : merged
+      end
+
+      # The store to use, as the one string the Rust core opens: an absolute
+      # directory (the file store), memory://NAME, or a database URL. What
+      # code names wins (store:, then checkpoint_dir:), then the environment
+      # (MASTER_STORE, then MASTER_CHECKPOINT_DIR), then the config file
+      # (store, then checkpoint_dir).
+      def store(store = nil, checkpoint_dir = nil)
+        return store_spec(store, "store") unless store.nil?
+        return checkpoint_dir(checkpoint_dir) unless checkpoint_dir.nil?
+
+        env = from_env
+        return store_spec(env[:store], "MASTER_STORE") if env[:store]
+        return checkpoint_dir(env[:checkpoint_dir]) if env[:checkpoint_dir]
+
+        file = file_settings
+        file[:store] ? store_spec(file[:store], "store") : checkpoint_dir(file[:checkpoint_dir])
+      end
+
+      # A store named by URL or path, in the form `store` returns.
+      def store_spec(value, name)
+        value = value.to_path if value.respond_to?(:to_path)
+        value = value.to_s if value.is_a?(Symbol)
+        raise ArgumentError, "#{name} must be #{KINDS[:store]}; got #{Options.shown(value)}" unless value.is_a?(String)
+
+        Options.check_text!(value, name)
+        case value
+        when "memory" then "memory://default"
+        when %r{\Amemory://([^/]*)\z} then "memory://#{Regexp.last_match(1).empty? ? 'default' : Regexp.last_match(1)}"
+        when %r{\Afile://(.+)\z} then checkpoint_dir(Regexp.last_match(1))
+        when %r{\A[a-z][a-z0-9+.-]*://}i
+          raise ArgumentError, "#{name} names a store the gem does not know (#{Options.shown(value.sub(/:.*/m, '') + '://…')}); " \
+                               "give a directory, \"memory\" or a postgresql:// URL"
+        else checkpoint_dir(value)
+        end
       end
 
       # The project's override file, if any.
@@ -100,6 +142,7 @@ module MASTER
              when :positive_count then non_negative?(value, integer: true)
              when :days then non_negative?(value, integer: false) && value <= 36_500
              when :path then (value.is_a?(String) || value.respond_to?(:to_path)) && !value.to_s.empty?
+             when :store then value.nil? || ((value.is_a?(String) || value.respond_to?(:to_path)) && !value.to_s.empty?)
              when :fraction then value.is_a?(Numeric) && value.real? && value.positive? && value <= 1
              when :callable then value.nil? || value.respond_to?(:call)
              when :logger then value.nil? || value.respond_to?(:warn)

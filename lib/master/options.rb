@@ -7,6 +7,7 @@ module MASTER
     DEFAULT_MAX_RETRIES = 3
 
     SESSION = {
+      store: :store,
       checkpoint_dir: :path,
       checkpoint_interval: :seconds,
       checkpoint_on_items: :count,
@@ -53,35 +54,28 @@ module MASTER
                              "for #{owner}; known options: #{allowed.keys.join(', ')}"
       end
       options.each do |key, value|
-        next if key == :checkpoint_dir && value.nil? # nil: the configured store
+        next if %i[checkpoint_dir store].include?(key) && value.nil? # nil: the configured store
 
         problem = Config.problem_with(allowed.fetch(key), value)
         raise ArgumentError, "option `#{key}` must be #{problem}; got #{shown(value)} (#{value.class})" if problem
       end
     end
 
-    # What `SessionRecovery#_setup` needs: options over configuration.
+    # Defaults of the options the configuration file does not set.
+    DEFAULTS = { async: false, max_retries: DEFAULT_MAX_RETRIES }.freeze
+
+    # What `SessionRecovery#_setup` needs: every option of SESSION, given
+    # over configured over default, and the store they name.
     def session(options)
       check!(options, SESSION, "MASTER::SessionRecovery.new")
       config = Config.settings
-      chosen = ->(key) { options.key?(key) ? options[key] : config[key] }
-      {
-        checkpoint_dir: Config.checkpoint_dir(options[:checkpoint_dir]),
-        checkpoint_interval: chosen[:checkpoint_interval],
-        checkpoint_on_items: chosen[:checkpoint_on_items],
-        max_checkpoints: chosen[:max_checkpoints],
-        warn_threshold: chosen[:warn_threshold],
-        auto_resume: chosen[:auto_resume],
-        enabled: chosen[:enabled],
-        track_costs: chosen[:track_costs],
-        enforce_budget: chosen[:enforce_budget],
-        async: options.fetch(:async, false),
-        max_retries: options.fetch(:max_retries, DEFAULT_MAX_RETRIES),
-        on_checkpoint: options[:on_checkpoint],
-        on_resume: options[:on_resume],
-        on_complete: options[:on_complete],
-        logger: options.key?(:logger) ? options[:logger] : MASTER.logger
-      }
+      settings = SESSION.each_key.to_h do |key|
+        [key, options.fetch(key) { config.fetch(key) { DEFAULTS[key] } }]
+      end
+      settings[:store] = Config.store(options[:store], options[:checkpoint_dir])
+      settings.delete(:checkpoint_dir)
+      settings[:logger] = MASTER.logger unless options.key?(:logger)
+      settings
     end
 
     DURATION_UNITS = { "s" => 1, "m" => 60, "h" => 3600, "d" => 86_400, "w" => 604_800 }.freeze

@@ -19,6 +19,7 @@ module MASTER
     OPTIONS = {
       budget: :optional_amount,
       name: :name,
+      store: :store,
       checkpoint_dir: :path,
       checkpoint_interval: :seconds,
       checkpoint_on_items: :count,
@@ -54,7 +55,7 @@ module MASTER
       @budget = budget
       @options = options
       @config = Config.settings
-      @checkpoint_dir = Config.checkpoint_dir(options[:checkpoint_dir])
+      @store = Config.store(options[:store], options[:checkpoint_dir])
       @logger = options.key?(:logger) ? options[:logger] : MASTER.logger
       @tasks = []
       @block = nil
@@ -182,7 +183,7 @@ module MASTER
       @saved_ids = nil
       @run_started_at = nil
       @tasks = @tasks.reject(&:from_store?).each(&:forget_run)
-      SessionPersistence.remove(@ledger_id, checkpoint_dir: @checkpoint_dir)
+      SessionPersistence.remove(@ledger_id, store: @store)
     end
 
     def inspect
@@ -235,7 +236,7 @@ module MASTER
     # Options a task's SessionRecovery inherits from the queue.
     def session_options
       {
-        checkpoint_dir: @checkpoint_dir,
+        store: @store,
         logger: @logger,
         **@options.slice(:checkpoint_interval, :checkpoint_on_items, :enforce_budget)
       }
@@ -395,7 +396,7 @@ module MASTER
                                             percentage: @tasks.empty? ? 100.0 : (done * 100.0 / @tasks.size).round(2) },
                                 budget: { allocated: budget, spent: spent, remaining: budget && (Queue.exact(budget) - Queue.exact(spent)).to_f },
                                 state: state
-                              }, checkpoint_dir: @checkpoint_dir)
+                              }, store: @store)
     end
 
     # Takes over the state of an unfinished run of this queue: statuses,
@@ -404,7 +405,7 @@ module MASTER
       return if @loaded
 
       @loaded = true
-      document = SessionPersistence.load(@ledger_id, checkpoint_dir: @checkpoint_dir)
+      document = SessionPersistence.load(@ledger_id, store: @store)
       return unless document && document[:status] != "completed" && document.dig(:state, :tasks)
 
       state = document[:state]

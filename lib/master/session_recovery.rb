@@ -69,9 +69,9 @@ module MASTER
     # Removes tasks whose last checkpoint is older than `older_than`; with no
     # arguments, applies the configured retention (keep_successful, keep_failed).
     # @return [Array<String>] the removed task ids
-    def self.cleanup(older_than: nil, keep_failed: nil, keep_completed: false, checkpoint_dir: nil)
+    def self.cleanup(older_than: nil, keep_failed: nil, keep_completed: false, store: nil, checkpoint_dir: nil)
       SessionPersistence.cleanup(older_than: older_than, keep_failed: keep_failed,
-                                 keep_completed: keep_completed, checkpoint_dir: checkpoint_dir)
+                                 keep_completed: keep_completed, store: store, checkpoint_dir: checkpoint_dir)
     end
   end
 end

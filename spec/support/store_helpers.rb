@@ -19,10 +19,42 @@ class RecordingLogger
   end
 end
 
+# The suite runs once per store (`rake spec` does; MASTER_TEST_STORE picks
+# one by hand): `file` (the default), or `memory`, where every example gets
+# its own in-process store through MASTER_STORE. Examples that look at the
+# file store's files, or need a store shared with another process, are
+# skipped on the stores that have neither, saying so.
 module StoreHelpers
   LIB = File.expand_path("../../lib", __dir__)
+  KIND = ENV.fetch("MASTER_TEST_STORE", "file")
+
+  module_function
+
+  # The MASTER_STORE value of one example's private store, or nil for the
+  # default file store under the example's own directory.
+  def example_store(index)
+    case KIND
+    when "file" then nil
+    when "memory" then "memory://spec-#{Process.pid}-#{index}"
+    else raise "MASTER_TEST_STORE must be file or memory; got #{KIND.inspect}"
+    end
+  end
+
+  def file_store?
+    KIND == "file"
+  end
+
+  def shared_store?
+    KIND != "memory"
+  end
+
+  # Skips the example unless the store under test keeps files.
+  def files_only!(why = "looks at the file store's files")
+    skip("#{why}; this run's store is #{KIND}") unless StoreHelpers.file_store?
+  end
 
   def store_dir
+    files_only!
     File.join(Dir.pwd, ".master_checkpoints")
   end
 
@@ -42,8 +74,13 @@ module StoreHelpers
     JSON.parse(File.read(checkpoint_file(task_id, number)))
   end
 
-  # Every file and directory under the store, for "nothing was written".
-  def store_snapshot(dir = store_dir)
+  # Everything in the store, for "nothing was written": every file and
+  # directory of the file store; each task's checkpoints, read back, on the
+  # others.
+  def store_snapshot(dir = nil)
+    return stored_documents unless StoreHelpers.file_store? || dir
+
+    dir ||= store_dir
     return [] unless File.exist?(dir)
 
     Dir.glob("**/*", File::FNM_DOTMATCH, base: dir).reject { |p| p.end_with?(".") }.sort.map do |path|
@@ -55,12 +92,35 @@ module StoreHelpers
   # Runs Ruby code in a fresh process with the gem loaded, in the current
   # directory. Returns [stdout, stderr, status].
   def run_ruby(code, env: {}, timeout: 60)
+    other_processes!
     Open3.capture3(env, RbConfig.ruby, "-I", LIB, "-rmaster", "-e", code, chdir: Dir.pwd)
   end
 
   # A child process running `code` in the background; returns its pid.
   def spawn_ruby(code, env: {}, out: File::NULL, err: File::NULL)
+    other_processes!
     Process.spawn(env, RbConfig.ruby, "-I", LIB, "-rmaster", "-e", code, chdir: Dir.pwd, out: out, err: err)
+  end
+
+  # The checkpoints of every task of a store that is not files.
+  def stored_documents
+    MASTER::SessionPersistence.list.map do |row|
+      [row[:task_id], MASTER::SessionPersistence.checkpoints(row[:task_id]).map do |n|
+        MASTER::SessionPersistence.read(row[:task_id], n)
+      rescue MASTER::Error => e
+        e.class
+      end]
+    end
+  end
+
+  # True when the example's store holds nothing (and, for files, does not exist).
+  def store_empty?
+    StoreHelpers.file_store? ? !File.exist?(store_dir) : stored_documents.empty?
+  end
+
+  # Skips the example unless other processes can see the store under test.
+  def other_processes!
+    skip("needs a store other processes see; this run's store is #{KIND}") unless StoreHelpers.shared_store?
   end
 
   def wait_for(timeout: 30, interval: 0.01)
@@ -74,6 +134,7 @@ module StoreHelpers
   end
 
   def corrupt_one_character(path)
+    files_only!
     text = File.binread(path)
     index = text.index("\"state\":") + 10
     text[index] = text[index] == "x" ? "y" : "x"
@@ -81,6 +142,7 @@ module StoreHelpers
   end
 
   def truncate_file(path)
+    files_only!
     bytes = File.binread(path)
     File.binwrite(path, bytes[0, bytes.size / 2])
   end

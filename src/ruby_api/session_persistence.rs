@@ -1,6 +1,7 @@
 //! `MASTER::SessionPersistence`: the storage layer as class methods. The
-//! public methods (with `checkpoint_dir:` and the configured default) are in
-//! `lib/master/session_persistence.rb`; these are the private halves.
+//! public methods (with `store:`/`checkpoint_dir:` and the configured
+//! default) are in `lib/master/session_persistence.rb`; these are the
+//! private halves, each a call of `persistence::Persistence`.
 
 use std::time::Duration;
 
@@ -11,13 +12,16 @@ use super::convert::{self, to_json};
 use super::errors::{guard, IntoRuby};
 use super::nogvl::nogvl;
 use super::session_recovery::data_value;
-use crate::persistence;
+use crate::persistence::Persistence;
 use crate::session::{Data, RawJson};
 use crate::store::layout::TaskId;
-use crate::store::{CleanupRule, Pick, Store, TaskSummary, WriteOptions};
+use crate::store::{CleanupRule, StoreSpec, TaskSummary, WriteOptions};
 
-fn store(dir: String) -> Result<Store, Error> {
-    Store::new(std::path::Path::new(&dir)).into_ruby()
+/// The store Ruby's `Config.store` named (already checked there).
+fn store(spec: String) -> Result<Persistence, Error> {
+    StoreSpec::parse(&spec)
+        .and_then(|spec| Persistence::open(&spec))
+        .into_ruby()
 }
 
 fn task(id: Value, name: &str) -> Result<TaskId, Error> {
@@ -114,8 +118,8 @@ fn save(
         };
         let store = store(dir)?;
         let kinds = encoded.kinds.as_deref();
-        let written = nogvl(|| persistence::save(&store, &task, &encoded.json, kinds, &options))
-            .into_ruby()?;
+        let written =
+            nogvl(|| store.save(&task, &encoded.json, kinds, &options)).into_ruby()?;
         Ok(ruby.ary_new_from_values(&[
             written.number.into_value_with(ruby),
             ruby.ary_from_vec(written.warnings).as_value(),
@@ -128,18 +132,11 @@ fn load(ruby: &Ruby, dir: String, id: Value) -> Result<RArray, Error> {
     guard(|| {
         let task = task(id, "checkpoint_id")?;
         let store = store(dir)?;
-        let lookup = nogvl(|| store.find(&task, Pick::Latest)).into_ruby()?;
-        let warnings = ruby.ary_from_vec(crate::session::skipped_warnings(&task, &lookup));
-        let doc = match lookup.found {
+        let (found, warnings) = nogvl(|| store.load(&task)).into_ruby()?;
+        let warnings = ruby.ary_from_vec(warnings);
+        let doc = match found {
             Some(found) => document_hash(&found)?,
-            None if lookup.skipped.is_empty() => ruby.qnil().as_value(),
-            None => {
-                return Err(crate::error::Error::no_intact_checkpoint(
-                    &task,
-                    lookup.skipped,
-                ))
-                .into_ruby();
-            }
+            None => ruby.qnil().as_value(),
         };
         Ok(ruby.ary_new_from_values(&[doc, warnings.as_value()]))
     })
@@ -164,7 +161,7 @@ fn summary(ruby: &Ruby, dir: String, id: Value) -> Result<RArray, Error> {
     guard(|| {
         let task = task(id, "task")?;
         let store = store(dir)?;
-        let (summary, warnings) = nogvl(|| store.summary_with_warnings(&task)).into_ruby()?;
+        let (summary, warnings) = nogvl(|| store.summary(&task)).into_ruby()?;
         let summary = match summary {
             Some(s) => summary_hash(ruby, &s)?.as_value(),
             None => ruby.qnil().as_value(),
@@ -184,7 +181,7 @@ fn history(ruby: &Ruby, dir: String, id: Value) -> Result<RArray, Error> {
     guard(|| {
         let task = task(id, "task")?;
         let store = store(dir)?;
-        let entries = nogvl(|| persistence::history(&store, &task)).into_ruby()?;
+        let entries = nogvl(|| store.history(&task)).into_ruby()?;
         let rows = ruby.ary_new_capa(entries.len());
         for entry in entries {
             let row = match entry {
@@ -260,6 +257,7 @@ fn cleanup(
     keep_failed: bool,
     keep_completed: bool,
     keep_running: bool,
+    dry_run: bool,
 ) -> Result<Vec<String>, Error> {
     guard(|| {
         let store = store(dir)?;
@@ -274,7 +272,18 @@ fn cleanup(
             keep_completed,
             keep_running,
         };
-        nogvl(|| store.cleanup(&rule, chrono::Utc::now())).into_ruby()
+        nogvl(|| store.cleanup(&rule, chrono::Utc::now(), dry_run)).into_ruby()
+    })
+}
+
+/// Where the store (or, given a task, that task's checkpoints) is, for people.
+fn location(dir: String, id: Value) -> Result<String, Error> {
+    guard(|| {
+        let store = store(dir)?;
+        if id.is_nil() {
+            return Ok(store.location());
+        }
+        Ok(store.task_location(&task(id, "task")?))
     })
 }
 
@@ -289,6 +298,7 @@ pub fn init(ruby: &Ruby, master: magnus::RModule) -> Result<(), Error> {
     module.define_singleton_method("_history", function!(history, 2))?;
     module.define_singleton_method("_read", function!(read, 3))?;
     module.define_singleton_method("_remove", function!(remove, 2))?;
-    module.define_singleton_method("_cleanup", function!(cleanup, 5))?;
+    module.define_singleton_method("_cleanup", function!(cleanup, 6))?;
+    module.define_singleton_method("_location", function!(location, 2))?;
     Ok(())
 }

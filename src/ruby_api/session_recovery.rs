@@ -21,6 +21,7 @@ use crate::checkpoint::ErrorInfo;
 use crate::kinds::Kind;
 use crate::session::{CheckpointRequest, Data, Restored, Session, SessionConfig, Snapshot};
 use crate::store::layout::TaskId;
+use crate::store::StoreSpec;
 
 /// How many backtrace lines a failed checkpoint keeps.
 const BACKTRACE_LINES: usize = 10;
@@ -315,7 +316,8 @@ impl SessionRecovery {
                 }
                 Some(amount)
             };
-            let dir = convert::text(setting(settings, "checkpoint_dir"), "checkpoint_dir")?;
+            let store = StoreSpec::parse(&convert::text(setting(settings, "store"), "store")?)
+                .into_ruby()?;
             let seconds = |key: &str| -> Result<Option<Duration>, Error> {
                 let value = setting(settings, key);
                 if value.is_nil() {
@@ -329,7 +331,7 @@ impl SessionRecovery {
                     .map(Some)
                     .map_err(|_| arg_error(format!("{key} is too long a time; got {secs} seconds")))
             };
-            let mut config = SessionConfig::new(task, dir);
+            let mut config = SessionConfig::new(task, store);
             config.budget = budget;
             config.checkpoint_interval = seconds("checkpoint_interval")?;
             config.checkpoint_on_items = optional_count(
@@ -712,8 +714,9 @@ impl SessionRecovery {
         Ok(self.inner()?.session.status().as_str())
     }
 
-    fn checkpoint_dir(&self) -> Result<String, Error> {
-        Ok(self.inner()?.session.store().root().display().to_string())
+    /// Where the session's checkpoints are (a directory, `memory://NAME`).
+    fn store_location(&self) -> Result<String, Error> {
+        Ok(self.inner()?.session.location())
     }
 
     fn latest_checkpoint(&self) -> Result<Option<u64>, Error> {
@@ -813,10 +816,10 @@ impl SessionRecovery {
         let class: String = rb_self.class().funcall("name", ())?;
         Ok(match rb_self.inner.get() {
             Some(inner) => format!(
-                "#<{class} task_id={:?} progress={} checkpoint_dir={:?}>",
+                "#<{class} task_id={:?} progress={} store={:?}>",
                 inner.session.task_id().as_str(),
                 inner.session.progress(),
-                inner.session.store().root().display().to_string()
+                inner.session.location()
             ),
             None => format!("#<{class} (not initialized)>"),
         })
@@ -859,9 +862,10 @@ pub fn init(ruby: &Ruby, master: magnus::RModule) -> Result<(), Error> {
     class.define_method("items_total", method!(SessionRecovery::items_total, 0))?;
     class.define_method("task_id", method!(SessionRecovery::task_id, 0))?;
     class.define_method("status", method!(SessionRecovery::status, 0))?;
+    class.define_method("store", method!(SessionRecovery::store_location, 0))?;
     class.define_method(
         "checkpoint_dir",
-        method!(SessionRecovery::checkpoint_dir, 0),
+        method!(SessionRecovery::store_location, 0),
     )?;
     class.define_method(
         "latest_checkpoint",

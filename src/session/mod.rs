@@ -7,7 +7,6 @@
 
 mod snapshot;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use crate::checkpoint::{BudgetFigures, Draft, ErrorInfo, Host, Progress, Status}
 use crate::error::{Error, Result};
 use crate::store::layout::TaskId;
 use crate::store::seal::Seal;
-use crate::store::{gate, Found, Lookup, Pick, Store, WriteOptions};
+use crate::store::{gate, Found, Lookup, Pick, Store, StoreSpec, WriteOptions};
 use crate::ticker::Ticker;
 use crate::writer::{self, Job};
 pub use snapshot::{Data, RawJson, Restored, Snapshot};
@@ -26,7 +25,7 @@ pub use snapshot::{Data, RawJson, Restored, Snapshot};
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub task_id: TaskId,
-    pub checkpoint_dir: PathBuf,
+    pub store: StoreSpec,
     pub budget: Option<Money>,
     pub checkpoint_interval: Option<Duration>,
     pub checkpoint_on_items: Option<u64>,
@@ -48,10 +47,13 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    pub fn new(task_id: TaskId, checkpoint_dir: impl Into<PathBuf>) -> SessionConfig {
+    /// The settings a session has when nothing is given: the document's
+    /// defaults (Ruby's `Options` and the shipped YAML say the same for
+    /// sessions made from Ruby, which always pass every setting).
+    pub fn new(task_id: TaskId, store: StoreSpec) -> SessionConfig {
         SessionConfig {
             task_id,
-            checkpoint_dir: checkpoint_dir.into(),
+            store,
             budget: None,
             checkpoint_interval: Some(Duration::from_secs(300)),
             checkpoint_on_items: Some(10),
@@ -344,7 +346,7 @@ impl Session {
     /// Without it, the task starts afresh, but money it already spent is
     /// still spent: its history's spending carries over, never refunded.
     pub fn open(config: SessionConfig) -> Result<(Session, Option<Restored>)> {
-        let store = Store::new(&config.checkpoint_dir)?;
+        let store = Store::open(&config.store)?;
         let session = Session {
             core: Arc::new(Core {
                 ticker: Ticker::new(config.checkpoint_on_items, config.checkpoint_interval),
@@ -406,8 +408,14 @@ impl Session {
         &self.core.config
     }
 
-    pub fn store(&self) -> &Store {
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &Store {
         &self.core.store
+    }
+
+    /// Where the session's store is, for people (a directory, `memory://NAME`).
+    pub fn location(&self) -> String {
+        self.core.store.location()
     }
 
     /// Applies `change` to the state, then writes the result as the next

@@ -1,8 +1,11 @@
 use super::*;
-use crate::store::tests::tempdir::TempDir;
+use crate::store::file::tests::tempdir::TempDir;
 
 fn config(dir: &TempDir, task: &str) -> SessionConfig {
-    let mut config = SessionConfig::new(TaskId::parse(task).unwrap(), dir.path().join("store"));
+    let mut config = SessionConfig::new(
+        TaskId::parse(task).unwrap(),
+        StoreSpec::File(dir.path().join("store")),
+    );
     config.checkpoint_interval = None;
     config.checkpoint_on_items = None;
     config
@@ -392,7 +395,7 @@ fn restore_skips_damage_and_reports_total_loss() {
         })
         .unwrap();
     assert!(session.checkpoint_valid().unwrap());
-    let second = session.store().checkpoint_path(session.task_id(), 2);
+    let second = session.store().checkpoint_location(session.task_id(), 2);
     let bytes = std::fs::read(&second).unwrap();
     std::fs::write(&second, &bytes[..bytes.len() - 20]).unwrap();
     // Regression (issue 8): checkpoint_valid? said false with an intact
@@ -406,7 +409,7 @@ fn restore_skips_damage_and_reports_total_loss() {
     assert_eq!(restored.warnings.len(), 1);
     assert!(restored.first_resume);
     assert!(!session.restore(None).unwrap().unwrap().first_resume);
-    let first = session.store().checkpoint_path(session.task_id(), 1);
+    let first = session.store().checkpoint_location(session.task_id(), 1);
     std::fs::write(&first, b"{}").unwrap();
     assert!(!session.checkpoint_valid().unwrap());
     let err = session.restore(None).unwrap_err();
@@ -563,7 +566,7 @@ fn async_checkpoints_are_captured_at_once_and_written_in_order() {
 fn async_write_errors_surface_and_nothing_captured_is_dropped() {
     let dir = TempDir::new();
     let store = dir.path().join("store");
-    let mut cfg = SessionConfig::new(TaskId::parse("t").unwrap(), &store);
+    let mut cfg = SessionConfig::new(TaskId::parse("t").unwrap(), StoreSpec::File(store.clone()));
     cfg.async_writes = true;
     let session = open(cfg);
     std::fs::write(&store, b"").unwrap(); // the store's place is taken
@@ -671,7 +674,7 @@ fn restore_after_resume_reads_again_when_the_file_changed() {
     let held = resumed.restore(None).unwrap().unwrap().snapshot;
     assert_eq!(state_of(&held), b"2", "the checkpoint read at open");
     // Damaged since it was read: restore must not hand the old copy out.
-    let second = resumed.store().checkpoint_path(resumed.task_id(), 2);
+    let second = resumed.store().checkpoint_location(resumed.task_id(), 2);
     let bytes = std::fs::read(&second).unwrap();
     std::fs::write(&second, &bytes[..bytes.len() / 2]).unwrap();
     let again = resumed.restore(None).unwrap().unwrap();

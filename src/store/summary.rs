@@ -75,6 +75,11 @@ impl TaskSummary {
     }
 }
 
+/// Newest first: the most recently written task leads (ties by id).
+pub fn sort_newest_first(tasks: &mut [TaskSummary]) {
+    tasks.sort_by_cached_key(|row| (std::cmp::Reverse(row.recency()), row.task_id.clone()));
+}
+
 /// A checkpoint number as a summary may name it: one the store writes, from
 /// 1, and one that has a successor. The store computes `latest + 1` for
 /// every summary it reads (is the next file there?); a cache saying

@@ -60,7 +60,6 @@ pub struct Stat {
     pub size: u64,
     pub dev: u64,
     pub ino: u64,
-    pub mtime: i64,
     pub links: u64,
 }
 
@@ -77,7 +76,6 @@ impl From<&libc::stat> for Stat {
             size: st.st_size as u64,
             dev: st.st_dev,
             ino: st.st_ino,
-            mtime: st.st_mtime,
             links: st.st_nlink,
         }
     }

@@ -1,0 +1,314 @@
+//! One suite every backend passes: the behaviour sessions, persistence and
+//! the CLI rely on, stated once and run against each backend (`backends!`
+//! at the bottom makes one test module per backend). A new backend adds a
+//! `Harness` and one line there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::file::tests::tempdir::TempDir;
+use super::layout::TaskId;
+use super::memory::MemoryStore;
+use super::*;
+use crate::checkpoint::{BudgetFigures, Draft, Host, Progress, Status};
+
+/// A fresh, empty store of one backend, and a way to damage a checkpoint
+/// in it as a disk (or a person) would.
+pub(crate) trait Harness {
+    fn store(&self) -> Store;
+    /// Replaces checkpoint `number` of `task` with `bytes`.
+    fn damage(&self, task: &TaskId, number: u64, bytes: Vec<u8>);
+    /// The stored bytes of checkpoint `number`.
+    fn bytes(&self, task: &TaskId, number: u64) -> Vec<u8>;
+}
+
+pub(crate) struct FileHarness {
+    dir: TempDir,
+}
+
+impl FileHarness {
+    pub fn new() -> FileHarness {
+        FileHarness {
+            dir: TempDir::new(),
+        }
+    }
+
+    fn path(&self, task: &TaskId, number: u64) -> std::path::PathBuf {
+        self.dir
+            .path()
+            .join("store")
+            .join(task.as_str())
+            .join(layout::checkpoint_file_name(number))
+    }
+}
+
+impl Harness for FileHarness {
+    fn store(&self) -> Store {
+        Store::file(&self.dir.path().join("store")).unwrap()
+    }
+
+    fn damage(&self, task: &TaskId, number: u64, bytes: Vec<u8>) {
+        std::fs::write(self.path(task, number), bytes).unwrap();
+    }
+
+    fn bytes(&self, task: &TaskId, number: u64) -> Vec<u8> {
+        std::fs::read(self.path(task, number)).unwrap()
+    }
+}
+
+pub(crate) struct MemoryHarness {
+    name: String,
+}
+
+impl MemoryHarness {
+    pub fn new() -> MemoryHarness {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        MemoryHarness {
+            name: format!("conformance-{}", N.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Harness for MemoryHarness {
+    fn store(&self) -> Store {
+        Store::open(&StoreSpec::Memory(self.name.clone())).unwrap()
+    }
+
+    fn damage(&self, task: &TaskId, number: u64, bytes: Vec<u8>) {
+        MemoryStore::named(&self.name).damage(task, number, bytes);
+    }
+
+    fn bytes(&self, task: &TaskId, number: u64) -> Vec<u8> {
+        let store = MemoryStore::named(&self.name);
+        let found = Backend::read(store.as_ref(), task, number).unwrap();
+        let mut bytes = found.json.clone();
+        // `read` drops the trailing newline; the stored file has it.
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+fn task(id: &str) -> TaskId {
+    TaskId::parse(id).unwrap()
+}
+
+fn write(store: &Store, id: &str, status: Status, processed: u64, max: Option<u64>) -> Written {
+    let state = format!(r#"{{"n":{processed}}}"#);
+    let draft = Draft {
+        task_id: id,
+        timestamp: Utc::now(),
+        status,
+        message: None,
+        progress: Progress::new(processed, Some(100)),
+        budget: BudgetFigures::new(Some("5".parse().unwrap()), "1.5".parse().unwrap()),
+        state: state.as_bytes(),
+        error: None,
+        copy_of: None,
+        retry: false,
+        failures: 0,
+        retries: 0,
+        host: Host::current(),
+        written_at: Utc::now(),
+        kinds: None,
+    };
+    let mut doc = draft.to_document();
+    let options = WriteOptions {
+        max_checkpoints: max,
+        durable: true,
+    };
+    store
+        .write_checkpoint(&task(id), &mut doc, &draft.facts(), &options)
+        .unwrap()
+}
+
+fn running(store: &Store, id: &str, processed: u64) -> Written {
+    write(store, id, Status::Running, processed, None)
+}
+
+fn ids(listing: Listing) -> Vec<String> {
+    listing.tasks.into_iter().map(|t| t.task_id).collect()
+}
+
+pub(crate) fn numbers_checkpoints_from_one_per_task(h: &dyn Harness) {
+    let store = h.store();
+    assert_eq!(running(&store, "alpha", 1).number, 1);
+    assert_eq!(running(&store, "alpha", 2).number, 2);
+    assert_eq!(running(&store, "beta", 1).number, 1);
+    assert_eq!(store.numbers(&task("alpha")).unwrap(), [1, 2]);
+    let found = store.read(&task("alpha"), 2).unwrap();
+    assert_eq!(found.view().sequence, Some(2));
+    assert_eq!(found.state(), br#"{"n":2}"#);
+}
+
+pub(crate) fn reads_nothing_that_is_not_there(h: &dyn Harness) {
+    let store = h.store();
+    assert!(store.list().unwrap().tasks.is_empty());
+    assert!(store.numbers(&task("alpha")).unwrap().is_empty());
+    assert!(store.find(&task("alpha"), Pick::Latest).unwrap().found.is_none());
+    assert!(store.summary(&task("alpha")).unwrap().is_none());
+    assert!(!store.remove(&task("alpha")).unwrap());
+    running(&store, "alpha", 1);
+    assert!(matches!(store.read(&task("alpha"), 9), Err(Error::NotFound(_))));
+    assert!(matches!(store.read(&task("beta"), 1), Err(Error::NotFound(_))));
+}
+
+pub(crate) fn skips_damaged_checkpoints_naming_them(h: &dyn Harness) {
+    let store = h.store();
+    for n in 1..=3 {
+        running(&store, "alpha", n);
+    }
+    let alpha = task("alpha");
+    let third = String::from_utf8(h.bytes(&alpha, 3)).unwrap();
+    h.damage(&alpha, 3, third.replacen("\"n\":3", "\"n\":7", 1).into_bytes());
+    let second = h.bytes(&alpha, 2);
+    h.damage(&alpha, 2, second[..second.len() / 2].to_vec());
+    let lookup = store.find(&alpha, Pick::Latest).unwrap();
+    assert_eq!(lookup.found.unwrap().number, 1);
+    let skipped: Vec<_> = lookup.skipped.iter().map(|s| s.number).collect();
+    assert_eq!(skipped, [3, 2]);
+    assert!(lookup.skipped[0].reason.contains("checksum mismatch"));
+    assert_eq!(lookup.skipped[0].path, store.checkpoint_location(&alpha, 3));
+    assert!(matches!(store.read(&alpha, 3), Err(Error::Corrupt { .. })));
+    // Every reader agrees with the lookup.
+    let summary = store.summary(&alpha).unwrap().unwrap();
+    assert_eq!(summary.latest_checkpoint, 1);
+    assert_eq!(store.list().unwrap().tasks[0].latest_checkpoint, 1);
+    // A copy under another number or task is refused.
+    h.damage(&alpha, 2, h.bytes(&alpha, 1));
+    let err = store.read(&alpha, 2).unwrap_err().to_string();
+    assert!(err.contains("says it is checkpoint"), "{err}");
+}
+
+pub(crate) fn picks_the_newest_good_checkpoint(h: &dyn Harness) {
+    let store = h.store();
+    running(&store, "alpha", 1);
+    let failed = write(&store, "alpha", Status::Failed, 1, None);
+    assert_eq!(failed.summary.latest_good_checkpoint, Some(1));
+    let alpha = task("alpha");
+    assert_eq!(store.find(&alpha, Pick::LatestGood).unwrap().found.unwrap().number, 1);
+    assert_eq!(store.find(&alpha, Pick::Latest).unwrap().found.unwrap().number, 2);
+    assert!(store.find(&alpha, Pick::GoodBefore(1)).unwrap().found.is_none());
+}
+
+pub(crate) fn keeps_the_newest_and_the_newest_good_when_pruning(h: &dyn Harness) {
+    let store = h.store();
+    running(&store, "alpha", 1);
+    for _ in 0..5 {
+        write(&store, "alpha", Status::Failed, 1, Some(3));
+    }
+    assert_eq!(store.numbers(&task("alpha")).unwrap(), [1, 4, 5, 6]);
+    assert_eq!(running(&store, "alpha", 2).number, 7);
+    let written = write(&store, "alpha", Status::Running, 3, Some(3));
+    assert_eq!(written.number, 8);
+    assert_eq!(written.pruned, [1, 4, 5]);
+    assert_eq!(store.numbers(&task("alpha")).unwrap(), [6, 7, 8]);
+    assert_eq!(written.summary.checkpoints, 3);
+}
+
+pub(crate) fn summarises_tasks_and_lists_them_newest_first(h: &dyn Harness) {
+    let store = h.store();
+    for id in ["zeta", "alpha", "mid"] {
+        running(&store, id, 1);
+    }
+    assert_eq!(ids(store.list().unwrap()), ["mid", "alpha", "zeta"]);
+    running(&store, "zeta", 2);
+    let listing = store.list().unwrap();
+    assert_eq!(ids(listing.clone()), ["zeta", "mid", "alpha"]);
+    let zeta = &listing.tasks[0];
+    assert_eq!((zeta.latest_checkpoint, zeta.checkpoints), (2, 2));
+    assert_eq!(zeta.progress.items_processed, 2);
+    assert_eq!(store.summary(&task("zeta")).unwrap().as_ref(), Some(zeta));
+}
+
+pub(crate) fn removes_whole_tasks(h: &dyn Harness) {
+    let store = h.store();
+    running(&store, "alpha", 1);
+    running(&store, "beta", 1);
+    assert!(store.remove(&task("alpha")).unwrap());
+    assert!(!store.remove(&task("alpha")).unwrap());
+    assert_eq!(ids(store.list().unwrap()), ["beta"]);
+    assert_eq!(running(&store, "alpha", 1).number, 1, "a removed task starts over");
+}
+
+pub(crate) fn cleans_up_by_the_rule_with_a_dry_run(h: &dyn Harness) {
+    let store = h.store();
+    running(&store, "running", 1);
+    write(&store, "done", Status::Completed, 100, None);
+    write(&store, "broken", Status::Failed, 3, None);
+    let later = Utc::now() + chrono::Duration::days(8);
+    let rule = CleanupRule {
+        older_than: Duration::from_secs(7 * 86400),
+        keep_failed: true,
+        keep_completed: false,
+        keep_running: false,
+    };
+    assert!(store.cleanup(&rule, Utc::now(), false).unwrap().is_empty());
+    assert_eq!(store.cleanup(&rule, later, true).unwrap(), ["done", "running"]);
+    assert_eq!(store.list().unwrap().tasks.len(), 3, "a dry run removes nothing");
+    assert_eq!(store.cleanup(&rule, later, false).unwrap(), ["done", "running"]);
+    assert_eq!(ids(store.list().unwrap()), ["broken"]);
+}
+
+pub(crate) fn never_gives_two_writers_one_number(h: &dyn Harness) {
+    let store = Arc::new(h.store());
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || (0..10).map(|i| running(&store, "shared", i).number).collect::<Vec<_>>())
+        })
+        .collect();
+    let mut numbers: Vec<u64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=80).collect::<Vec<_>>());
+    assert_eq!(store.summary(&task("shared")).unwrap().unwrap().checkpoints, 80);
+}
+
+pub(crate) fn tells_whether_a_checkpoint_is_still_the_newest(h: &dyn Harness) {
+    let store = h.store();
+    let first = running(&store, "alpha", 1);
+    let alpha = task("alpha");
+    let seal = store.read(&alpha, 1).unwrap().seal;
+    assert_eq!(first.summary.seal, Some(seal));
+    assert!(store.is_newest(&alpha, 1, seal).unwrap());
+    running(&store, "alpha", 2);
+    assert!(!store.is_newest(&alpha, 1, seal).unwrap(), "a newer one exists");
+    let seal = store.read(&alpha, 2).unwrap().seal;
+    let bytes = h.bytes(&alpha, 2);
+    h.damage(&alpha, 2, bytes[..bytes.len() - 10].to_vec());
+    assert!(!store.is_newest(&alpha, 2, seal).unwrap(), "damaged since");
+}
+
+/// One `#[test]` per behaviour above, for each backend.
+macro_rules! backends {
+    ($($backend:ident => $harness:expr),* $(,)?) => {$(
+        mod $backend {
+            use super::*;
+            backends!(@tests $harness;
+                numbers_checkpoints_from_one_per_task,
+                reads_nothing_that_is_not_there,
+                skips_damaged_checkpoints_naming_them,
+                picks_the_newest_good_checkpoint,
+                keeps_the_newest_and_the_newest_good_when_pruning,
+                summarises_tasks_and_lists_them_newest_first,
+                removes_whole_tasks,
+                cleans_up_by_the_rule_with_a_dry_run,
+                never_gives_two_writers_one_number,
+                tells_whether_a_checkpoint_is_still_the_newest,
+            );
+        }
+    )*};
+    (@tests $harness:expr; $($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            super::$name(&$harness);
+        }
+    )*};
+}
+
+backends! {
+    file => FileHarness::new(),
+    memory => MemoryHarness::new(),
+}

@@ -1,0 +1,234 @@
+//! The in-process store (`store: "memory"`): what LangGraph's MemorySaver
+//! is to its users — a store for a user's own test suite, with every
+//! behaviour of the file store and no disk. Checkpoints are kept as the
+//! same sealed documents the file store writes, so reading them back takes
+//! the same checks. Stores are named (`memory://NAME`, `memory` being
+//! `default`) and live as long as the process; each forked child has its
+//! own copy.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use super::layout::{checkpoint_file_name, TaskId};
+use super::seal::{Seal, SealedWriter};
+use super::summary::{sort_newest_first, TaskSummary};
+use super::{
+    next_number, prunable, summarize, verify, Backend, Found, Listing, Pick, WriteOptions, Written,
+};
+use crate::checkpoint::{Document, Facts, Status};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Default)]
+pub(crate) struct MemoryStore {
+    name: String,
+    /// Task id → checkpoint number → the sealed document. One lock for the
+    /// whole store: every operation is short, and none does I/O.
+    tasks: Mutex<BTreeMap<String, BTreeMap<u64, Arc<Vec<u8>>>>>,
+}
+
+type Tasks = BTreeMap<String, BTreeMap<u64, Arc<Vec<u8>>>>;
+
+impl MemoryStore {
+    /// The store of that name in this process, made on first use.
+    pub fn named(name: &str) -> Arc<MemoryStore> {
+        static STORES: OnceLock<Mutex<HashMap<String, Arc<MemoryStore>>>> = OnceLock::new();
+        let stores = STORES.get_or_init(Default::default);
+        let mut stores = stores.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(stores.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(MemoryStore {
+                name: name.to_owned(),
+                ..MemoryStore::default()
+            })
+        }))
+    }
+
+    fn tasks(&self) -> MutexGuard<'_, Tasks> {
+        // A panic while holding it left plain data behind: still usable.
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_in(tasks: &Tasks, task: &TaskId, number: u64, location: PathBuf) -> Result<Found> {
+        let bytes = tasks
+            .get(task.as_str())
+            .and_then(|checkpoints| checkpoints.get(&number))
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "task {task:?} has no checkpoint {number} in {}",
+                    location.parent().and_then(|p| p.parent()).unwrap_or(&location).display()
+                ))
+            })?;
+        verify::open(bytes.to_vec(), task.as_str(), number)
+            .map_err(|reason| Error::corrupt(task, number, location, reason))
+    }
+
+    fn summary_in(&self, tasks: &Tasks, task: &TaskId) -> (Option<TaskSummary>, Vec<String>) {
+        let numbers: Vec<u64> = tasks
+            .get(task.as_str())
+            .map(|c| c.keys().copied().collect())
+            .unwrap_or_default();
+        summarize(
+            task,
+            &numbers,
+            |n| Self::read_in(tasks, task, n, self.checkpoint_location(task, n)),
+            |n| self.checkpoint_location(task, n),
+        )
+    }
+
+    /// Replaces a stored checkpoint's bytes, as damage on a disk would: for
+    /// tests of what readers do with a checkpoint that fails its checks.
+    #[cfg(test)]
+    pub fn damage(&self, task: &TaskId, number: u64, bytes: Vec<u8>) {
+        if let Some(checkpoints) = self.tasks().get_mut(task.as_str()) {
+            checkpoints.insert(number, Arc::new(bytes));
+        }
+    }
+}
+
+impl Backend for MemoryStore {
+    fn location(&self) -> String {
+        format!("memory://{}", self.name)
+    }
+
+    fn checkpoint_location(&self, task: &TaskId, number: u64) -> PathBuf {
+        PathBuf::from(format!(
+            "memory://{}/{}/{}",
+            self.name,
+            task.as_str(),
+            checkpoint_file_name(number)
+        ))
+    }
+
+    fn task_location(&self, task: &TaskId) -> String {
+        format!("memory://{}/{}", self.name, task.as_str())
+    }
+
+    fn write(
+        &self,
+        task: &TaskId,
+        doc: &mut Document,
+        facts: &Facts,
+        options: &WriteOptions,
+    ) -> Result<Written> {
+        let mut tasks = self.tasks();
+        let numbers: Vec<u64> = tasks
+            .get(task.as_str())
+            .map(|c| c.keys().copied().collect())
+            .unwrap_or_default();
+        let number = next_number(&numbers, |n| self.checkpoint_location(task, n))?;
+        doc.set("sequence", &number);
+        let mut writer = SealedWriter::new(Vec::new());
+        doc.write_open_object(|chunk| writer.write(chunk))
+            .expect("writing to memory cannot fail");
+        let (bytes, seal) = writer.finish().expect("writing to memory cannot fail");
+        let checkpoints = tasks.entry(task.to_string()).or_default();
+        checkpoints.insert(number, Arc::new(bytes));
+        let mut numbers: Vec<u64> = checkpoints.keys().copied().collect();
+        let latest_good = if facts.status == Status::Failed {
+            super::find_among(
+                &numbers,
+                Pick::GoodBefore(number),
+                |n| Self::read_in(&tasks, task, n, self.checkpoint_location(task, n)),
+                |n| self.checkpoint_location(task, n),
+            )
+            .found
+            .map(|f| f.number)
+        } else {
+            Some(number)
+        };
+        let pruned = prunable(&numbers, options.max_checkpoints, latest_good);
+        let checkpoints = tasks.get_mut(task.as_str()).expect("inserted above");
+        for n in &pruned {
+            checkpoints.remove(n);
+        }
+        numbers.retain(|n| !pruned.contains(n));
+        let created_at = match numbers.first() {
+            Some(&oldest) if oldest != number => {
+                Self::read_in(&tasks, task, oldest, self.checkpoint_location(task, oldest))
+                    .map(|f| f.envelope.facts.timestamp)
+                    .unwrap_or_else(|_| facts.timestamp.clone())
+            }
+            _ => facts.timestamp.clone(),
+        };
+        let summary = TaskSummary::from_facts(
+            task.as_str(),
+            number,
+            latest_good,
+            numbers.len() as u64,
+            created_at,
+            facts,
+            seal,
+        );
+        Ok(Written {
+            number,
+            summary,
+            pruned,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn read(&self, task: &TaskId, number: u64) -> Result<Found> {
+        Self::read_in(&self.tasks(), task, number, self.checkpoint_location(task, number))
+    }
+
+    fn numbers(&self, task: &TaskId) -> Result<Vec<u64>> {
+        Ok(self
+            .tasks()
+            .get(task.as_str())
+            .map(|c| c.keys().copied().collect())
+            .unwrap_or_default())
+    }
+
+    fn summary(&self, task: &TaskId) -> Result<(Option<TaskSummary>, Vec<String>)> {
+        Ok(self.summary_in(&self.tasks(), task))
+    }
+
+    fn list(&self) -> Result<Listing> {
+        let tasks = self.tasks();
+        let mut listing = Listing::default();
+        for id in tasks.keys() {
+            let task = TaskId::parse(id)?;
+            let (summary, warnings) = self.summary_in(&tasks, &task);
+            listing.warnings.extend(warnings);
+            match summary {
+                Some(summary) => listing.tasks.push(summary),
+                None => listing.warnings.push(format!(
+                    "task {task:?} has {} checkpoint(s) and none is intact; it is not listed \
+                     until it has one, or is removed",
+                    tasks[id].len()
+                )),
+            }
+        }
+        sort_newest_first(&mut listing.tasks);
+        Ok(listing)
+    }
+
+    fn remove_if(
+        &self,
+        task: &TaskId,
+        wanted: &mut dyn FnMut(Option<&TaskSummary>) -> bool,
+    ) -> Result<bool> {
+        let mut tasks = self.tasks();
+        if !tasks.contains_key(task.as_str()) {
+            return Ok(false);
+        }
+        let (summary, _) = self.summary_in(&tasks, task);
+        if !wanted(summary.as_ref()) {
+            return Ok(false);
+        }
+        tasks.remove(task.as_str());
+        Ok(true)
+    }
+
+    fn is_newest(&self, task: &TaskId, number: u64, seal: Seal) -> Result<bool> {
+        let tasks = self.tasks();
+        let Some(checkpoints) = tasks.get(task.as_str()) else {
+            return Ok(false);
+        };
+        Ok(checkpoints.last_key_value().is_some_and(|(&n, bytes)| {
+            n == number
+                && bytes.len() as u64 == seal.len
+                && super::seal::stated_crc(bytes) == Some(seal.crc)
+        }))
+    }
+}
