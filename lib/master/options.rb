@@ -64,18 +64,39 @@ module MASTER
     # Defaults of the options the configuration file does not set.
     DEFAULTS = { async: false, max_retries: DEFAULT_MAX_RETRIES }.freeze
 
-    # What `SessionRecovery#_setup` needs: every option of SESSION, given
-    # over configured over default, and the store they name.
+    # The options that are Ruby objects the session calls, not settings.
+    HOOKS = %i[on_checkpoint on_resume on_complete logger].freeze
+
+    # What `SessionRecovery#_setup` takes: the settings — every other option
+    # of SESSION, given over configured over default, plain data, the store
+    # they name — and the hooks.
+    # @return [Array(Hash, Hash)]
     def session(options)
       check!(options, SESSION, "MASTER::SessionRecovery.new")
       config = Config.settings
-      settings = SESSION.each_key.to_h do |key|
+      chosen = SESSION.each_key.to_h do |key|
         [key, options.fetch(key) { config.fetch(key) { DEFAULTS[key] } }]
       end
-      settings[:store] = Config.store(options[:store], options[:checkpoint_dir])
-      settings.delete(:checkpoint_dir)
-      settings[:logger] = MASTER.logger unless options.key?(:logger)
-      settings
+      chosen[:logger] = MASTER.logger unless options.key?(:logger)
+      chosen[:store] = Config.store(options[:store], options[:checkpoint_dir])
+      chosen[:checkpoint_interval] = chosen[:checkpoint_interval]&.to_f
+      settings = chosen.reject { |key, _| HOOKS.include?(key) || key == :checkpoint_dir }
+      [settings, chosen.slice(*HOOKS)]
+    end
+
+    # The most dollars a budget may be: well inside what a session keeps
+    # exactly (Money holds 10^26), so no budget taken is refused later.
+    MAX_BUDGET = 10**15
+
+    # Raises ArgumentError unless `value` is a budget: a positive finite
+    # number of dollars below MAX_BUDGET, or nil for none.
+    def check_budget!(value, name = "budget")
+      valid = value.nil? ||
+              (value.is_a?(Numeric) && value.real? && value.finite? && value.positive? && value < MAX_BUDGET)
+      return if valid
+
+      raise ArgumentError, "#{name} must be a positive number of dollars below 10**15, or nil for no budget; " \
+                           "got #{shown(value)}"
     end
 
     DURATION_UNITS = { "s" => 1, "m" => 60, "h" => 3600, "d" => 86_400, "w" => 604_800 }.freeze

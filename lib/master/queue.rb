@@ -255,17 +255,8 @@ module MASTER
       @options.key?(key) ? @options[key] : @config[key]
     end
 
-    # Budgets stop at a quadrillion dollars, well inside what a session keeps
-    # exactly, so a queue never takes one its tasks' sessions would refuse.
-    MAX_BUDGET = 10**15
-
     def check_budget(budget, name = "budget")
-      valid = budget.nil? ||
-              (budget.is_a?(Numeric) && budget.real? && budget.finite? && budget.positive? && budget < MAX_BUDGET)
-      return if valid
-
-      raise ArgumentError, "#{name} must be a positive number of dollars below 10**15, or nil; " \
-                           "got #{Options.shown(budget)}"
+      Options.check_budget!(budget, name)
     end
 
     def runnable?

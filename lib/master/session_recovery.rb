@@ -12,8 +12,9 @@ module MASTER
     # @param budget [Numeric, nil] dollars this task may spend
     # @param options see Options::SESSION; defaults come from Config
     def initialize(task_id:, budget: nil, **options)
-      settings = Options.session(options)
-      _setup(task_id, budget, settings)
+      Options.check_budget!(budget)
+      settings, hooks = Options.session(options)
+      _setup(task_id, budget, settings, hooks)
       SessionRecovery.flush_at_exit(self) if settings[:async]
     end
 

@@ -11,8 +11,8 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::checkpoint::{
-    format_precise, format_timestamp, json_bytes, BudgetFigures, Document, Host,
-    Progress, Status, FORMAT_VERSION, KINDS_MEMBER,
+    format_precise, format_timestamp, json_bytes, BudgetFigures, Document, Host, Progress, Status,
+    FORMAT_VERSION, KINDS_MEMBER,
 };
 use crate::error::{Error, Result};
 use crate::store::layout::TaskId;
@@ -177,4 +177,3 @@ pub fn document<'a>(
     }
     Ok(doc)
 }
-

@@ -149,7 +149,8 @@ impl Persistence {
 }
 
 fn entry_of(found: Found) -> HistoryEntry {
-    let part = |range: Option<std::ops::Range<usize>>| range.map(|r| RawJson::new(found.json[r].to_vec()));
+    let part =
+        |range: Option<std::ops::Range<usize>>| range.map(|r| RawJson::new(found.json[r].to_vec()));
     let error = part(found.envelope.error.clone()).map(|json| Data {
         json,
         kinds: part(found.envelope.error_kinds.clone()),

@@ -3,19 +3,19 @@ use super::*;
 use crate::store::file::tests::tempdir::TempDir;
 
 fn temp_store() -> (TempDir, Persistence) {
-let dir = TempDir::new();
-let persistence = Persistence::open(&StoreSpec::File(dir.path().join("store"))).unwrap();
-(dir, persistence)
+    let dir = TempDir::new();
+    let persistence = Persistence::open(&StoreSpec::File(dir.path().join("store"))).unwrap();
+    (dir, persistence)
 }
 
 fn save(
-persistence: &Persistence,
-task: &TaskId,
-json: &[u8],
-kinds: Option<&[u8]>,
-options: &WriteOptions,
+    persistence: &Persistence,
+    task: &TaskId,
+    json: &[u8],
+    kinds: Option<&[u8]>,
+    options: &WriteOptions,
 ) -> Result<Written> {
-persistence.save(task, json, kinds, options)
+    persistence.save(task, json, kinds, options)
 }
 
 #[test]
@@ -108,8 +108,7 @@ fn refuses_members_the_store_would_read_as_something_else() {
         assert!(text.contains("got"), "{text}");
     }
     assert!(store.numbers(&task).unwrap().is_empty(), "nothing written");
-    let fine =
-        br#"{"status":"completed","budget":{"allocated":5,"spent":2.13},"message":null}"#;
+    let fine = br#"{"status":"completed","budget":{"allocated":5,"spent":2.13},"message":null}"#;
     save(&store, &task, fine, None, &WriteOptions::default()).unwrap();
 }
 
@@ -131,4 +130,3 @@ fn refuses_what_would_not_come_back() {
     }
     assert!(store.numbers(&task).unwrap().is_empty(), "nothing written");
 }
-

@@ -1,10 +1,16 @@
 //! The Ruby surface: thin glue, one file per Ruby class.
 
-pub mod convert;
+mod args;
+mod decode;
+mod encode;
 pub mod errors;
+mod failure;
+mod hashes;
 pub mod nogvl;
 pub mod session_persistence;
 pub mod session_recovery;
+mod settings;
+mod values;
 
 use magnus::{Error, Ruby};
 

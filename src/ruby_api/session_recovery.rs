@@ -4,38 +4,28 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{
-    gc, method, prelude::*, typed_data::Obj, value::Opaque, DataTypeFunctions, Error, RArray,
-    RHash, RString, Ruby, Symbol, TypedData, Value,
+    gc, method, prelude::*, typed_data::Obj, value::Opaque, DataTypeFunctions, Error, RHash, Ruby,
+    TypedData, Value,
 };
-use serde_json::value::RawValue;
 
-use super::convert::{self, money, optional_count, optional_text, to_json};
+use super::args::{self, money, optional_count, optional_text};
+use super::encode;
 use super::errors::{arg_error, guard, to_ruby, type_error, IntoRuby};
+use super::failure;
+use super::hashes;
 use super::nogvl::nogvl;
+use super::settings::{Hooks, Settings};
+use super::values;
 use crate::budget::{BudgetEvent, Money};
-use crate::checkpoint::ErrorInfo;
-use crate::kinds::Kind;
-use crate::session::{CheckpointRequest, Data, Restored, Session, SessionConfig, Snapshot};
+use crate::session::{CheckpointRequest, Data, Restored, Session, Snapshot};
 use crate::store::layout::TaskId;
-use crate::store::StoreSpec;
-
-/// How many backtrace lines a failed checkpoint keeps.
-const BACKTRACE_LINES: usize = 10;
-
-struct Callbacks {
-    on_checkpoint: Option<Opaque<Value>>,
-    on_resume: Option<Opaque<Value>>,
-    on_complete: Option<Opaque<Value>>,
-    logger: Option<Opaque<Value>>,
-}
 
 struct Inner {
     session: Session,
-    callbacks: Callbacks,
+    callbacks: Hooks,
     /// The object last given as `data:` (or restored): a writing `tick`,
     /// `complete!` and every other write save it as it is then, so results
     /// gathered into it since are never lost (SPEC: tick data).
@@ -74,11 +64,7 @@ impl DataTypeFunctions for SessionRecovery {
     /// they are in use; capturing them is not enough.
     fn mark(&self, marker: &gc::Marker) {
         if let Some(inner) = self.inner.get() {
-            let c = &inner.callbacks;
-            for value in [c.on_checkpoint, c.on_resume, c.on_complete, c.logger]
-                .into_iter()
-                .flatten()
-            {
+            for value in inner.callbacks.all().into_iter().flatten() {
                 marker.mark(value);
             }
             if let Some(data) = inner.live_data.get() {
@@ -86,83 +72,6 @@ impl DataTypeFunctions for SessionRecovery {
             }
         }
     }
-}
-
-fn optional(value: Value) -> Option<Opaque<Value>> {
-    (!value.is_nil()).then(|| Opaque::from(value))
-}
-
-fn setting(settings: RHash, key: &str) -> Value {
-    convert::hash_get(settings, key)
-}
-
-fn bool_setting(settings: RHash, key: &str) -> Result<bool, Error> {
-    let value = setting(settings, key);
-    if value.is_nil() {
-        return Err(arg_error(format!("missing setting {key}")));
-    }
-    Ok(value.to_bool())
-}
-
-/// The user's data (or a failure's record) as Ruby objects, each key and
-/// string of the kind it was saved as.
-pub fn data_value(data: &Data, what: &str) -> Result<Value, Error> {
-    let unreadable = |e: String| {
-        let ruby = Ruby::get().expect("Ruby thread");
-        Error::new(
-            ruby.get_inner(&super::errors::CORRUPT_ERROR),
-            format!("{what} could not be read back: {e}"),
-        )
-    };
-    let kind = match &data.kinds {
-        Some(kinds) => Some(
-            std::str::from_utf8(kinds.as_bytes())
-                .map_err(|e| e.to_string())
-                .and_then(Kind::parse)
-                .map_err(unreadable)?,
-        ),
-        None => None,
-    };
-    convert::from_json_kinds(data.json.as_bytes(), kind.as_ref()).map_err(unreadable)
-}
-
-/// The restored-state hash of SPEC: what `restore` returns and callbacks get.
-#[rustfmt::skip]
-fn snapshot_hash(ruby: &Ruby, snapshot: &Snapshot, data: Option<Value>) -> Result<RHash, Error> {
-    use crate::sym;
-    use convert::{f64_value, hash_of, opt, str_value, u64_value};
-    let data = match data {
-        Some(data) => data,
-        None => data_value(&snapshot.data, "data")?,
-    };
-    let error = match &snapshot.error {
-        Some(error) => data_value(error, "error")?,
-        None => ruby.qnil().as_value(),
-    };
-    let b = &snapshot.budget;
-    let money = |m: Money| f64_value(m.to_f64());
-    let budget = hash_of(&[
-        sym!("allocated"), opt(b.allocated, money),
-        sym!("spent"), money(b.spent),
-        sym!("remaining"), opt(b.remaining, money),
-    ]);
-    let p = &snapshot.progress;
-    let hash = hash_of(&[
-        sym!("task_id"), str_value(&snapshot.task_id),
-        sym!("checkpoint"), opt(snapshot.checkpoint, u64_value),
-        sym!("timestamp"), convert::time(ruby, snapshot.timestamp)?.as_raw(),
-        sym!("status"), str_value(snapshot.status.as_str()),
-        sym!("progress"), u64_value(p.items_processed),
-        sym!("items_total"), opt(p.items_total, u64_value),
-        sym!("percentage"), opt(p.percentage, f64_value),
-        sym!("data"), data.as_raw(),
-        sym!("message"), opt(snapshot.message.as_deref(), str_value),
-        sym!("budget"), budget,
-        sym!("error"), error.as_raw(),
-        sym!("failures"), u64_value(snapshot.failures.into()),
-        sym!("retries"), u64_value(snapshot.retries.into()),
-    ]);
-    Ok(RHash::from_value(unsafe { Value::from_raw(hash) }).expect("a Hash"))
 }
 
 /// A checkpoint: written with Ruby's lock released; or, with `async: true`,
@@ -208,82 +117,6 @@ fn arity(args: &[Value], max: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Exception diagnostics are kept even when not clean UTF-8.
-fn lossy(value: Value) -> String {
-    RString::from_value(value)
-        .map(|s| unsafe { s.to_string_lossy() }.into_owned())
-        .unwrap_or_else(|| convert::inspect_value(value))
-}
-
-/// `value.name` (a method call that may raise), or `fallback`.
-fn call_text(value: Value, method: &str, fallback: impl FnOnce() -> String) -> String {
-    match value.funcall::<_, _, Value>(method, ()) {
-        Ok(v) if !v.is_nil() => lossy(v),
-        _ => fallback(),
-    }
-}
-
-/// A failure's record of `value`: as given when it is plain data, else —
-/// never failing, since this runs in `rescue` blocks — the plain members of
-/// a Hash as given and everything else as its `inspect`, noted in `notes`.
-fn recorded(
-    ruby: &Ruby,
-    value: Value,
-    name: &str,
-    notes: &mut Vec<String>,
-) -> (Option<Box<RawValue>>, Option<Vec<u8>>) {
-    if value.is_nil() {
-        return (None, None);
-    }
-    let raw = |encoded: convert::Encoded| {
-        let text = String::from_utf8(encoded.json).ok()?;
-        Some((RawValue::from_string(text).ok()?, encoded.kinds))
-    };
-    if let Some((json, kinds)) = to_json(ruby, value, name).ok().and_then(raw) {
-        return (Some(json), kinds);
-    }
-    let inspected = |v: Value| convert::inspect_value(v);
-    let mut note = |what: String, v: Value| {
-        let class = convert::class_of(v);
-        notes.push(format!(
-            "{what} is {} {class}, not plain data: recorded as its inspect",
-            convert::article(&class)
-        ));
-    };
-    let plain = match RHash::from_value(value) {
-        Some(hash) => {
-            // Member by member, so a context keeps what it can as data.
-            let copy = ruby.hash_new();
-            let _ = hash.foreach(|key: Value, member: Value| {
-                let key_name = convert::inspect_value(key);
-                let key = if Symbol::from_value(key).is_some() || RString::from_value(key).is_some()
-                {
-                    key
-                } else {
-                    note(format!("{name} key {key_name}"), key);
-                    ruby.str_new(&key_name).as_value()
-                };
-                let member = if to_json(ruby, member, name).is_ok() {
-                    member
-                } else {
-                    note(format!("{name}[{key_name}]"), member);
-                    ruby.str_new(&inspected(member)).as_value()
-                };
-                let _ = copy.aset(key, member);
-                Ok(magnus::r_hash::ForEach::Continue)
-            });
-            to_json(ruby, copy.as_value(), name).ok().and_then(raw)
-        }
-        None => None,
-    };
-    if let Some((json, kinds)) = plain {
-        return (Some(json), kinds);
-    }
-    note(name.to_owned(), value);
-    let text = serde_json::to_string(&inspected(value)).expect("a String encodes");
-    (RawValue::from_string(text).ok(), None)
-}
-
 impl SessionRecovery {
     fn inner(&self) -> Result<&Inner, Error> {
         self.inner.get().ok_or_else(|| {
@@ -297,65 +130,18 @@ impl SessionRecovery {
         task_id: Value,
         budget: Value,
         settings: RHash,
+        hooks: RHash,
     ) -> Result<(), Error> {
         guard(|| {
             if rb_self.inner.get().is_some() {
                 return Err(type_error("SessionRecovery is already initialized"));
             }
-            let id = convert::text(task_id, "task_id")?;
-            let task = TaskId::parse(&id).into_ruby()?;
-            let budget = if budget.is_nil() {
-                None
-            } else {
-                let amount = money(budget, "budget")?;
-                if amount.is_negative() || amount.is_zero() {
-                    return Err(arg_error(format!(
-                        "budget must be a positive number of dollars, or nil for no budget; got {}",
-                        convert::inspect(ruby, budget.as_raw())
-                    )));
-                }
-                Some(amount)
-            };
-            let store = StoreSpec::parse(&convert::text(setting(settings, "store"), "store")?)
-                .into_ruby()?;
-            let seconds = |key: &str| -> Result<Option<Duration>, Error> {
-                let value = setting(settings, key);
-                if value.is_nil() {
-                    return Ok(None);
-                }
-                let secs = f64::try_convert(value)?;
-                if secs <= 0.0 {
-                    return Ok(None);
-                }
-                Duration::try_from_secs_f64(secs)
-                    .map(Some)
-                    .map_err(|_| arg_error(format!("{key} is too long a time; got {secs} seconds")))
-            };
-            let mut config = SessionConfig::new(task, store);
-            config.budget = budget;
-            config.checkpoint_interval = seconds("checkpoint_interval")?;
-            config.checkpoint_on_items = optional_count(
-                setting(settings, "checkpoint_on_items"),
-                "checkpoint_on_items",
-            )?
-            .filter(|&n| n > 0);
-            config.max_checkpoints =
-                optional_count(setting(settings, "max_checkpoints"), "max_checkpoints")?
-                    .filter(|&n| n > 0);
-            config.warn_threshold = f64::try_convert(setting(settings, "warn_threshold"))?;
-            config.max_retries = convert::count(setting(settings, "max_retries"), "max_retries")?
-                .min(u32::MAX as u64) as u32;
-            config.enabled = bool_setting(settings, "enabled")?;
-            config.track_costs = bool_setting(settings, "track_costs")?;
-            config.enforce_budget = bool_setting(settings, "enforce_budget")?;
-            config.auto_resume = bool_setting(settings, "auto_resume")?;
-            config.async_writes = bool_setting(settings, "async")?;
-            let callbacks = Callbacks {
-                on_checkpoint: optional(setting(settings, "on_checkpoint")),
-                on_resume: optional(setting(settings, "on_resume")),
-                on_complete: optional(setting(settings, "on_complete")),
-                logger: optional(setting(settings, "logger")),
-            };
+            let task = TaskId::parse(&args::text(task_id, "task_id")?).into_ruby()?;
+            let budget = (!budget.is_nil())
+                .then(|| money(budget, "budget"))
+                .transpose()?;
+            let config = Settings::from_ruby(ruby, settings)?.into_config(task, budget)?;
+            let callbacks = Hooks::from_ruby(hooks);
             let (session, resumed) = nogvl(|| Session::open(config)).into_ruby()?;
             let inner = Inner {
                 session,
@@ -387,7 +173,7 @@ impl SessionRecovery {
     fn encode_data(&self, ruby: &Ruby, value: Value) -> Result<(Data, bool), Error> {
         let inner = self.inner()?;
         let expected = inner.data_size.load(Relaxed);
-        let encoded = convert::to_json_sized(ruby, value, "data", expected + expected / 8)?;
+        let encoded = encode::to_json_sized(ruby, value, "data", expected + expected / 8)?;
         inner.data_size.store(encoded.json.len(), Relaxed);
         Ok((Data::new(encoded.json, encoded.kinds), encoded.canonical))
     }
@@ -405,7 +191,7 @@ impl SessionRecovery {
     /// The state hash of a checkpoint whose data is now the session's own:
     /// its `data` object becomes the live one.
     fn adopted_hash(&self, ruby: &Ruby, snapshot: &Snapshot) -> Result<RHash, Error> {
-        let hash = snapshot_hash(ruby, snapshot, None)?;
+        let hash = hashes::snapshot_hash(ruby, snapshot, None)?;
         let data: Value = hash.aref(ruby.to_symbol("data"))?;
         self.inner()?.live_data.set(Some(data));
         Ok(hash)
@@ -422,7 +208,7 @@ impl SessionRecovery {
     ) -> Result<RHash, Error> {
         let live = self.inner()?.live_data.get();
         match live {
-            Some(data) if canonical => snapshot_hash(ruby, snapshot, Some(data)),
+            Some(data) if canonical => hashes::snapshot_hash(ruby, snapshot, Some(data)),
             _ => self.adopted_hash(ruby, snapshot),
         }
     }
@@ -477,7 +263,7 @@ impl SessionRecovery {
             [n] if rb_sys::FIXNUM_P(n.as_raw()) && unsafe { rb_sys::FIX2LONG(n.as_raw()) } >= 0 => unsafe {
                 rb_sys::FIX2LONG(n.as_raw()) as u64
             },
-            [n] => convert::count(*n, "items")?,
+            [n] => args::count(*n, "items")?,
             _ => return arity(args, 1).map(|_| false),
         };
         let inner = rb_self.inner()?;
@@ -523,7 +309,7 @@ impl SessionRecovery {
         guard(|| {
             let inner = rb_self.inner()?;
             let number = match args.first() {
-                Some(v) if !v.is_nil() => Some(convert::checkpoint_number(*v, "checkpoint")?),
+                Some(v) if !v.is_nil() => Some(args::checkpoint_number(*v, "checkpoint")?),
                 _ => None,
             };
             let restored = nogvl(|| inner.session.restore(number)).into_ruby()?;
@@ -572,48 +358,16 @@ impl SessionRecovery {
     ) -> Result<RHash, Error> {
         guard(|| {
             let inner = rb_self.inner()?;
-            let mut notes = Vec::new();
-            let mut info = if let Some(message) = RString::from_value(error) {
-                ErrorInfo {
-                    class: "RuntimeError".into(),
-                    message: lossy(message.as_value()),
-                    ..ErrorInfo::default()
-                }
-            } else if error.is_kind_of(ruby.exception_exception()) {
-                let class: Value = error.class().as_value();
-                let backtrace: Option<RArray> = error.funcall("backtrace", ()).unwrap_or(None);
-                ErrorInfo {
-                    class: call_text(class, "name", || convert::class_of(error)),
-                    message: call_text(error, "message", || convert::inspect_value(error)),
-                    backtrace: backtrace
-                        .map(|lines| lines.into_iter().take(BACKTRACE_LINES).map(lossy).collect())
-                        .unwrap_or_default(),
-                    ..ErrorInfo::default()
-                }
-            } else {
-                let class = convert::class_of(error);
-                notes.push(format!(
-                    "error is {} {class}, not an Exception: recorded as its inspect",
-                    convert::article(&class)
-                ));
-                ErrorInfo {
-                    class,
-                    message: convert::inspect_value(error),
-                    ..ErrorInfo::default()
-                }
-            };
-            (info.item, info.item_kinds) = recorded(ruby, item, "item", &mut notes);
-            (info.context, info.context_kinds) = recorded(ruby, context, "context", &mut notes);
+            let mut info = failure::error_info(ruby, error, item, context);
             let data = match rb_self.current_data(ruby) {
                 Ok(data) => data,
                 Err(e) => {
-                    notes.push(format!(
+                    info.notes.push(format!(
                         "the session's data could not be saved ({e}); this checkpoint keeps the data last written"
                     ));
                     None
                 }
             };
-            info.notes = notes;
             let snapshot = nogvl(|| inner.session.checkpoint_error(info, data)).into_ruby()?;
             log(
                 ruby,
@@ -656,7 +410,7 @@ impl SessionRecovery {
             let to = if to.is_nil() {
                 None
             } else {
-                Some(convert::checkpoint_number(to, "to_checkpoint")?)
+                Some(args::checkpoint_number(to, "to_checkpoint")?)
             };
             let (snapshot, warnings) = nogvl(|| inner.session.rollback(to)).into_ruby()?;
             log(ruby, inner.callbacks.logger, warnings)?;
@@ -681,7 +435,7 @@ impl SessionRecovery {
         guard(|| {
             nogvl(|| inner.session.last_checkpoint_time())
                 .into_ruby()?
-                .map(|t| convert::time(ruby, t))
+                .map(|t| values::time(ruby, t))
                 .transpose()
         })
     }
@@ -829,7 +583,7 @@ impl SessionRecovery {
 pub fn init(ruby: &Ruby, master: magnus::RModule) -> Result<(), Error> {
     let class = master.define_class("SessionRecovery", ruby.class_object())?;
     class.define_alloc_func::<SessionRecovery>();
-    class.define_private_method("_setup", method!(SessionRecovery::setup, 3))?;
+    class.define_private_method("_setup", method!(SessionRecovery::setup, 4))?;
     class.define_private_method("_checkpoint", method!(SessionRecovery::checkpoint, 4))?;
     class.define_private_method(
         "_checkpoint_error",

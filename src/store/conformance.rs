@@ -147,12 +147,22 @@ pub(crate) fn reads_nothing_that_is_not_there(h: &dyn Harness) {
     let store = h.store();
     assert!(store.list().unwrap().tasks.is_empty());
     assert!(store.numbers(&task("alpha")).unwrap().is_empty());
-    assert!(store.find(&task("alpha"), Pick::Latest).unwrap().found.is_none());
+    assert!(store
+        .find(&task("alpha"), Pick::Latest)
+        .unwrap()
+        .found
+        .is_none());
     assert!(store.summary(&task("alpha")).unwrap().is_none());
     assert!(!store.remove(&task("alpha")).unwrap());
     running(&store, "alpha", 1);
-    assert!(matches!(store.read(&task("alpha"), 9), Err(Error::NotFound(_))));
-    assert!(matches!(store.read(&task("beta"), 1), Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.read(&task("alpha"), 9),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.read(&task("beta"), 1),
+        Err(Error::NotFound(_))
+    ));
 }
 
 pub(crate) fn skips_damaged_checkpoints_naming_them(h: &dyn Harness) {
@@ -162,7 +172,11 @@ pub(crate) fn skips_damaged_checkpoints_naming_them(h: &dyn Harness) {
     }
     let alpha = task("alpha");
     let third = String::from_utf8(h.bytes(&alpha, 3)).unwrap();
-    h.damage(&alpha, 3, third.replacen("\"n\":3", "\"n\":7", 1).into_bytes());
+    h.damage(
+        &alpha,
+        3,
+        third.replacen("\"n\":3", "\"n\":7", 1).into_bytes(),
+    );
     let second = h.bytes(&alpha, 2);
     h.damage(&alpha, 2, second[..second.len() / 2].to_vec());
     let lookup = store.find(&alpha, Pick::Latest).unwrap();
@@ -188,9 +202,29 @@ pub(crate) fn picks_the_newest_good_checkpoint(h: &dyn Harness) {
     let failed = write(&store, "alpha", Status::Failed, 1, None);
     assert_eq!(failed.summary.latest_good_checkpoint, Some(1));
     let alpha = task("alpha");
-    assert_eq!(store.find(&alpha, Pick::LatestGood).unwrap().found.unwrap().number, 1);
-    assert_eq!(store.find(&alpha, Pick::Latest).unwrap().found.unwrap().number, 2);
-    assert!(store.find(&alpha, Pick::GoodBefore(1)).unwrap().found.is_none());
+    assert_eq!(
+        store
+            .find(&alpha, Pick::LatestGood)
+            .unwrap()
+            .found
+            .unwrap()
+            .number,
+        1
+    );
+    assert_eq!(
+        store
+            .find(&alpha, Pick::Latest)
+            .unwrap()
+            .found
+            .unwrap()
+            .number,
+        2
+    );
+    assert!(store
+        .find(&alpha, Pick::GoodBefore(1))
+        .unwrap()
+        .found
+        .is_none());
 }
 
 pub(crate) fn keeps_the_newest_and_the_newest_good_when_pruning(h: &dyn Harness) {
@@ -230,7 +264,11 @@ pub(crate) fn removes_whole_tasks(h: &dyn Harness) {
     assert!(store.remove(&task("alpha")).unwrap());
     assert!(!store.remove(&task("alpha")).unwrap());
     assert_eq!(ids(store.list().unwrap()), ["beta"]);
-    assert_eq!(running(&store, "alpha", 1).number, 1, "a removed task starts over");
+    assert_eq!(
+        running(&store, "alpha", 1).number,
+        1,
+        "a removed task starts over"
+    );
 }
 
 pub(crate) fn cleans_up_by_the_rule_with_a_dry_run(h: &dyn Harness) {
@@ -246,9 +284,19 @@ pub(crate) fn cleans_up_by_the_rule_with_a_dry_run(h: &dyn Harness) {
         keep_running: false,
     };
     assert!(store.cleanup(&rule, Utc::now(), false).unwrap().is_empty());
-    assert_eq!(store.cleanup(&rule, later, true).unwrap(), ["done", "running"]);
-    assert_eq!(store.list().unwrap().tasks.len(), 3, "a dry run removes nothing");
-    assert_eq!(store.cleanup(&rule, later, false).unwrap(), ["done", "running"]);
+    assert_eq!(
+        store.cleanup(&rule, later, true).unwrap(),
+        ["done", "running"]
+    );
+    assert_eq!(
+        store.list().unwrap().tasks.len(),
+        3,
+        "a dry run removes nothing"
+    );
+    assert_eq!(
+        store.cleanup(&rule, later, false).unwrap(),
+        ["done", "running"]
+    );
     assert_eq!(ids(store.list().unwrap()), ["broken"]);
 }
 
@@ -257,13 +305,23 @@ pub(crate) fn never_gives_two_writers_one_number(h: &dyn Harness) {
     let handles: Vec<_> = (0..8)
         .map(|_| {
             let store = Arc::clone(&store);
-            std::thread::spawn(move || (0..10).map(|i| running(&store, "shared", i).number).collect::<Vec<_>>())
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|i| running(&store, "shared", i).number)
+                    .collect::<Vec<_>>()
+            })
         })
         .collect();
-    let mut numbers: Vec<u64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let mut numbers: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     numbers.sort();
     assert_eq!(numbers, (1..=80).collect::<Vec<_>>());
-    assert_eq!(store.summary(&task("shared")).unwrap().unwrap().checkpoints, 80);
+    assert_eq!(
+        store.summary(&task("shared")).unwrap().unwrap().checkpoints,
+        80
+    );
 }
 
 pub(crate) fn tells_whether_a_checkpoint_is_still_the_newest(h: &dyn Harness) {
@@ -274,7 +332,10 @@ pub(crate) fn tells_whether_a_checkpoint_is_still_the_newest(h: &dyn Harness) {
     assert_eq!(first.summary.seal, Some(seal));
     assert!(store.is_newest(&alpha, 1, seal).unwrap());
     running(&store, "alpha", 2);
-    assert!(!store.is_newest(&alpha, 1, seal).unwrap(), "a newer one exists");
+    assert!(
+        !store.is_newest(&alpha, 1, seal).unwrap(),
+        "a newer one exists"
+    );
     let seal = store.read(&alpha, 2).unwrap().seal;
     let bytes = h.bytes(&alpha, 2);
     h.damage(&alpha, 2, bytes[..bytes.len() - 10].to_vec());

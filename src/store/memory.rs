@@ -55,7 +55,11 @@ impl MemoryStore {
             .ok_or_else(|| {
                 Error::NotFound(format!(
                     "task {task:?} has no checkpoint {number} in {}",
-                    location.parent().and_then(|p| p.parent()).unwrap_or(&location).display()
+                    location
+                        .parent()
+                        .and_then(|p| p.parent())
+                        .unwrap_or(&location)
+                        .display()
                 ))
             })?;
         verify::open(bytes.to_vec(), task.as_str(), number)
@@ -168,7 +172,12 @@ impl Backend for MemoryStore {
     }
 
     fn read(&self, task: &TaskId, number: u64) -> Result<Found> {
-        Self::read_in(&self.tasks(), task, number, self.checkpoint_location(task, number))
+        Self::read_in(
+            &self.tasks(),
+            task,
+            number,
+            self.checkpoint_location(task, number),
+        )
     }
 
     fn numbers(&self, task: &TaskId) -> Result<Vec<u64>> {

@@ -413,9 +413,14 @@ pub(crate) fn summarize(
     };
     let facts = &found.envelope.facts;
     let latest_good = if facts.status == Status::Failed {
-        find_among(numbers, Pick::GoodBefore(found.number), &mut read, &location)
-            .found
-            .map(|f| f.number)
+        find_among(
+            numbers,
+            Pick::GoodBefore(found.number),
+            &mut read,
+            &location,
+        )
+        .found
+        .map(|f| f.number)
     } else {
         Some(found.number)
     };

@@ -47,7 +47,10 @@ pub(super) fn read_json_sealed<T: serde::de::DeserializeOwned>(dir: &Dir, name: 
 /// rebuilt, as after a crash); something that is not a plain file of the
 /// store's own — a symbolic link, a directory, a FIFO, a hard link that may
 /// lead outside — is not read at all, and said so.
-fn read_cache<T: serde::de::DeserializeOwned>(dir: &Dir, name: &str) -> (Option<T>, Option<String>) {
+fn read_cache<T: serde::de::DeserializeOwned>(
+    dir: &Dir,
+    name: &str,
+) -> (Option<T>, Option<String>) {
     match dir.stat(name) {
         Ok(Some(st)) if st.kind == EntryKind::File && st.links == 1 => {}
         Ok(None) | Err(_) => return (None, None),
@@ -75,7 +78,10 @@ fn read_cache<T: serde::de::DeserializeOwned>(dir: &Dir, name: &str) -> (Option<
 
 /// The task's summary from `metadata.json`, rebuilt from the checkpoint
 /// files when missing, damaged or stale.
-pub(super) fn summary_in(task_dir: &Dir, task: &TaskId) -> Result<(Option<TaskSummary>, Vec<String>)> {
+pub(super) fn summary_in(
+    task_dir: &Dir,
+    task: &TaskId,
+) -> Result<(Option<TaskSummary>, Vec<String>)> {
     let (cached, warning) = read_cache::<TaskSummary>(task_dir, METADATA_FILE);
     let mut warnings: Vec<String> = warning.into_iter().collect();
     if let Some(summary) = cached {
@@ -118,7 +124,11 @@ impl FileStore {
     }
 
     /// Reads the index under the store lock, changes it, writes it back.
-    fn update_index(&self, root: &Dir, change: impl FnOnce(&mut IndexFile)) -> Result<Option<String>> {
+    fn update_index(
+        &self,
+        root: &Dir,
+        change: impl FnOnce(&mut IndexFile),
+    ) -> Result<Option<String>> {
         failpoint::hit("index", "lock").map_err(|e| Error::io("lock", root.path(), e))?;
         let _lock = root.lock(self.lock_timeout)?;
         let mut index: IndexFile = read_json_sealed(root, INDEX_FILE).unwrap_or_default();

@@ -51,7 +51,11 @@ pub(super) fn not_found(task: &TaskId, number: u64, store: &std::path::Path) -> 
 pub(super) fn read_in(task_dir: &Dir, task: &TaskId, number: u64) -> Result<Found> {
     let name = checkpoint_file_name(number);
     let bytes = task_dir.read_file(&name)?.ok_or_else(|| {
-        not_found(task, number, task_dir.path().parent().unwrap_or(task_dir.path()))
+        not_found(
+            task,
+            number,
+            task_dir.path().parent().unwrap_or(task_dir.path()),
+        )
     })?;
     verify::open(bytes, task.as_str(), number)
         .map_err(|reason| Error::corrupt(task, number, task_dir.child_path(&name), reason))

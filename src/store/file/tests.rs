@@ -223,7 +223,8 @@ fn symlinks_inside_the_store_are_never_followed() {
     std::os::unix::fs::symlink(&outside, store.root().join("evil")).unwrap();
     let err = store.find(&task("evil"), Pick::Latest).unwrap_err();
     assert!(matches!(err, Error::UnsafeStore { .. }), "{err}");
-    let draft_err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| running(&store, "evil", 1)));
+    let draft_err =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| running(&store, "evil", 1)));
     assert!(draft_err.is_err());
     assert!(
         files_in(&outside).is_empty(),

@@ -77,9 +77,7 @@ impl FileStore {
             .lock_task(&root, task, true)?
             .expect("created when missing");
         let (mut numbers, mut warnings) = lookup::scan(&task_dir, true)?;
-        let number = next_number(&numbers, |n| {
-            task_dir.child_path(&checkpoint_file_name(n))
-        })?;
+        let number = next_number(&numbers, |n| task_dir.child_path(&checkpoint_file_name(n)))?;
         let name = checkpoint_file_name(number);
         doc.set("sequence", &number);
         let seal = write_sealed(
@@ -109,7 +107,12 @@ impl FileStore {
             } else {
                 Some(number)
             };
-            let pruned = prune(&task_dir, &mut numbers, options.max_checkpoints, latest_good);
+            let pruned = prune(
+                &task_dir,
+                &mut numbers,
+                options.max_checkpoints,
+                latest_good,
+            );
             let created_at = match &previous {
                 Some(p) => p.created_at.clone(),
                 None => created_at(&task_dir, task, &numbers, facts),

@@ -1,0 +1,171 @@
+//! The Hashes Ruby gets from the core: the state hash of SPEC (what
+//! `restore` returns and callbacks receive), task summaries and history
+//! rows. Built by hand with interned keys (`sym!`): `list` makes ten
+//! thousand summaries, so these are on the hot path of reading.
+
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::{prelude::*, Error, RHash, Ruby, Value};
+
+use super::decode::data_value;
+use super::values::{f64_value, hash_of, opt, str_value, time, u64_value};
+use crate::budget::Money;
+use crate::checkpoint::{BudgetFigures, Progress};
+use crate::persistence::HistoryEntry;
+use crate::session::{Data, RawJson, Snapshot};
+use crate::store::TaskSummary;
+use crate::sym;
+
+fn hash(raw: rb_sys::VALUE) -> RHash {
+    RHash::from_value(unsafe { Value::from_raw(raw) }).expect("a Hash")
+}
+
+#[rustfmt::skip]
+fn budget_value(b: &BudgetFigures) -> rb_sys::VALUE {
+    let money = |m: Money| f64_value(m.to_f64());
+    hash_of(&[
+        sym!("allocated"), opt(b.allocated, money),
+        sym!("spent"), money(b.spent),
+        sym!("remaining"), opt(b.remaining, money),
+    ])
+}
+
+#[rustfmt::skip]
+fn progress_value(p: &Progress) -> rb_sys::VALUE {
+    hash_of(&[
+        sym!("items_processed"), u64_value(p.items_processed),
+        sym!("items_total"), opt(p.items_total, u64_value),
+        sym!("percentage"), opt(p.percentage, f64_value),
+    ])
+}
+
+/// The restored-state hash of SPEC: what `restore` returns and callbacks get.
+#[rustfmt::skip]
+pub(super) fn snapshot_hash(ruby: &Ruby, snapshot: &Snapshot, data: Option<Value>) -> Result<RHash, Error> {
+    let data = match data {
+        Some(data) => data,
+        None => data_value(&snapshot.data, "data")?,
+    };
+    let error = match &snapshot.error {
+        Some(error) => data_value(error, "error")?,
+        None => ruby.qnil().as_value(),
+    };
+    let b = &snapshot.budget;
+    let money = |m: Money| f64_value(m.to_f64());
+    let budget = hash_of(&[
+        sym!("allocated"), opt(b.allocated, money),
+        sym!("spent"), money(b.spent),
+        sym!("remaining"), opt(b.remaining, money),
+    ]);
+    let p = &snapshot.progress;
+    let hash = hash_of(&[
+        sym!("task_id"), str_value(&snapshot.task_id),
+        sym!("checkpoint"), opt(snapshot.checkpoint, u64_value),
+        sym!("timestamp"), time(ruby, snapshot.timestamp)?.as_raw(),
+        sym!("status"), str_value(snapshot.status.as_str()),
+        sym!("progress"), u64_value(p.items_processed),
+        sym!("items_total"), opt(p.items_total, u64_value),
+        sym!("percentage"), opt(p.percentage, f64_value),
+        sym!("data"), data.as_raw(),
+        sym!("message"), opt(snapshot.message.as_deref(), str_value),
+        sym!("budget"), budget,
+        sym!("error"), error.as_raw(),
+        sym!("failures"), u64_value(snapshot.failures.into()),
+        sym!("retries"), u64_value(snapshot.retries.into()),
+    ]);
+    Ok(RHash::from_value(unsafe { Value::from_raw(hash) }).expect("a Hash"))
+}
+
+fn time_or_nil(ruby: &Ruby, text: &str) -> Result<Value, Error> {
+    match crate::checkpoint::parse_timestamp(text) {
+        Ok(t) => time(ruby, t),
+        Err(_) => Ok(ruby.qnil().as_value()),
+    }
+}
+
+/// A task summary as a Hash with Symbol keys; its two times as `Time`.
+/// Built by hand with interned keys: `list` makes ten thousand of these.
+#[rustfmt::skip]
+pub(super) fn summary_hash(ruby: &Ruby, summary: &TaskSummary) -> Result<RHash, Error> {
+    let p = &summary.progress;
+    let b = &summary.budget;
+    let money = |m: crate::budget::Money| f64_value(m.to_f64());
+    let progress = hash_of(&[
+        sym!("items_processed"), u64_value(p.items_processed),
+        sym!("items_total"), opt(p.items_total, u64_value),
+        sym!("percentage"), opt(p.percentage, f64_value),
+    ]);
+    let budget = hash_of(&[
+        sym!("allocated"), opt(b.allocated, money),
+        sym!("spent"), money(b.spent),
+        sym!("remaining"), opt(b.remaining, money),
+    ]);
+    let hash = hash_of(&[
+        sym!("task_id"), str_value(&summary.task_id),
+        sym!("version"), str_value(&summary.version),
+        sym!("status"), str_value(summary.status.as_str()),
+        sym!("latest_checkpoint"), u64_value(summary.latest_checkpoint),
+        sym!("latest_good_checkpoint"), opt(summary.latest_good_checkpoint, u64_value),
+        sym!("checkpoints"), u64_value(summary.checkpoints),
+        sym!("created_at"), time_or_nil(ruby, &summary.created_at)?.as_raw(),
+        sym!("updated_at"), time_or_nil(ruby, &summary.updated_at)?.as_raw(),
+        sym!("progress"), progress,
+        sym!("budget"), budget,
+        sym!("message"), opt(summary.message.as_deref(), str_value),
+        sym!("failures"), u64_value(summary.failures.into()),
+        sym!("retries"), u64_value(summary.retries.into()),
+    ]);
+    Ok(RHash::from_value(unsafe { Value::from_raw(hash) }).expect("a Hash"))
+}
+
+/// A whole checkpoint document as a Hash (every key of the kind it was
+/// saved as; the store's own members Symbols), seal and kinds removed.
+pub(super) fn document_hash(found: &crate::store::Found) -> Result<Value, Error> {
+    let kinds = found
+        .envelope
+        .kinds
+        .clone()
+        .map(|range| RawJson::new(found.json[range].to_vec()));
+    let data = Data {
+        json: RawJson::new(found.json.clone()),
+        kinds,
+    };
+    let doc = data_value(&data, "checkpoint")?;
+    if let Some(hash) = RHash::from_value(doc) {
+        let ruby = Ruby::get_with(hash);
+        for store_member in ["checksum", crate::checkpoint::KINDS_MEMBER] {
+            let _: Value = hash.delete(ruby.to_symbol(store_member))?;
+        }
+    }
+    Ok(doc)
+}
+
+/// `{number:, damaged: false, timestamp:, status:, progress:, budget:,
+/// message:, error:, copy_of:}`, or `{number:, damaged: true, problem:}`.
+#[rustfmt::skip]
+pub(super) fn history_row(ruby: &Ruby, entry: &HistoryEntry) -> Result<RHash, Error> {
+    let row = match entry {
+        HistoryEntry::Intact { number, facts, error, copy_of } => {
+            let error = match error {
+                Some(error) => data_value(error, "error")?,
+                None => ruby.qnil().as_value(),
+            };
+            hash_of(&[
+                sym!("number"), u64_value(*number),
+                sym!("damaged"), ruby.qfalse().as_raw(),
+                sym!("timestamp"), time_or_nil(ruby, &facts.timestamp)?.as_raw(),
+                sym!("status"), str_value(facts.status.as_str()),
+                sym!("progress"), progress_value(&facts.progress),
+                sym!("budget"), budget_value(&facts.budget),
+                sym!("message"), opt(facts.message.as_deref(), str_value),
+                sym!("error"), error.as_raw(),
+                sym!("copy_of"), opt(*copy_of, u64_value),
+            ])
+        }
+        HistoryEntry::Damaged(skipped) => hash_of(&[
+            sym!("number"), u64_value(skipped.number),
+            sym!("damaged"), ruby.qtrue().as_raw(),
+            sym!("problem"), str_value(&skipped.reason),
+        ]),
+    };
+    Ok(hash(row))
+}
