@@ -22,11 +22,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Default)]
 pub(crate) struct MemoryStore {
     name: String,
-    /// Task id → checkpoint number → the sealed document. One lock for the
-    /// whole store: every operation is short, and none does I/O.
-    tasks: Mutex<BTreeMap<String, BTreeMap<u64, Arc<Vec<u8>>>>>,
+    /// One lock for the whole store: every operation is short, and none
+    /// does I/O.
+    tasks: Mutex<Tasks>,
 }
 
+/// Task id → checkpoint number → the sealed document.
 type Tasks = BTreeMap<String, BTreeMap<u64, Arc<Vec<u8>>>>;
 
 impl MemoryStore {
