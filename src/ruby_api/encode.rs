@@ -6,6 +6,9 @@
 //! Only values that come back equal are accepted (SPEC "What goes into
 //! `data`"); anything else stops the walk with the key path of the culprit,
 //! before a byte reaches the store.
+//!
+//! (Longer than most files here: the walk is one job, and its fast paths
+//! read best beside the general cases they shortcut.)
 
 use std::collections::HashSet;
 use std::ffi::{c_int, CStr};

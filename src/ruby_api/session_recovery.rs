@@ -1,6 +1,9 @@
 //! `MASTER::SessionRecovery`: the Rust half. Keyword arguments and
 //! configuration are handled in `lib/master/session_recovery.rb`, which calls
 //! the `_`-prefixed methods here; everything else is defined here directly.
+//!
+//! (Longer than most files here: one file per Ruby class, and this class has
+//! thirty methods; what they share lives in `settings`, `failure`, `hashes`.)
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;

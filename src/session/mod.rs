@@ -4,108 +4,26 @@
 //! Locking: `write_lock` orders whole checkpoint writes (so a session's
 //! checkpoints on disk never go back in time); `state` guards the fields and
 //! is only ever held for a few instructions, never across I/O or a callback.
+//! What the caller's thread and the background writer share is in `core`.
 
+mod config;
+mod core;
 mod snapshot;
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::budget::{Budget, BudgetEvent, Money};
-use crate::checkpoint::{BudgetFigures, Draft, ErrorInfo, Host, Progress, Status};
+use crate::checkpoint::{ErrorInfo, Status};
 use crate::error::{Error, Result};
 use crate::store::layout::TaskId;
-use crate::store::seal::Seal;
-use crate::store::{gate, Found, Lookup, Pick, Store, StoreSpec, WriteOptions};
+use crate::store::{gate, Pick, Store};
 use crate::ticker::Ticker;
 use crate::writer::{self, Job};
+pub use config::SessionConfig;
+use core::{lock, Core, State, WriteParts};
 pub use snapshot::{Data, RawJson, Restored, Snapshot};
-
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    pub task_id: TaskId,
-    pub store: StoreSpec,
-    pub budget: Option<Money>,
-    pub checkpoint_interval: Option<Duration>,
-    pub checkpoint_on_items: Option<u64>,
-    pub max_checkpoints: Option<u64>,
-    pub warn_threshold: f64,
-    pub max_retries: u32,
-    /// False: nothing is written; progress and budget are still counted.
-    pub enabled: bool,
-    /// False: `track_cost` records nothing.
-    pub track_costs: bool,
-    /// True: the `track_cost` that passes the budget (and every later one)
-    /// persists the amount, then fails with `Error::BudgetExceeded`.
-    pub enforce_budget: bool,
-    pub auto_resume: bool,
-    pub durable: bool,
-    /// `async: true`: `checkpoint` captures the state and returns; a
-    /// background thread writes it (see `writer`).
-    pub async_writes: bool,
-}
-
-impl SessionConfig {
-    /// The settings a session has when nothing is given: the document's
-    /// defaults (Ruby's `Options` and the shipped YAML say the same for
-    /// sessions made from Ruby, which always pass every setting).
-    pub fn new(task_id: TaskId, store: StoreSpec) -> SessionConfig {
-        SessionConfig {
-            task_id,
-            store,
-            budget: None,
-            checkpoint_interval: Some(Duration::from_secs(300)),
-            checkpoint_on_items: Some(10),
-            max_checkpoints: Some(10),
-            warn_threshold: 0.8,
-            max_retries: 3,
-            enabled: true,
-            track_costs: true,
-            enforce_budget: false,
-            auto_resume: true,
-            durable: true,
-            async_writes: false,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct State {
-    items_total: Option<u64>,
-    data: Data,
-    status: Status,
-    budget: Budget,
-    /// Failures since the task last made progress (see `can_retry`).
-    failures: u32,
-    retries: u32,
-    last_checkpoint: Option<u64>,
-    /// The checkpoint whose state the session stands on: the last one
-    /// written or resumed, or for a rollback the one it copied. A rollback
-    /// goes back from here, so two rollbacks go back two steps.
-    stands_on: Option<u64>,
-    /// Progress of the checkpoint the session stands on: a checkpoint
-    /// beyond it is progress, and clears the failures.
-    progress_mark: u64,
-    resumed: bool,
-}
-
-impl State {
-    fn fresh(config: &SessionConfig) -> State {
-        State {
-            items_total: None,
-            data: Data::empty_object(),
-            status: Status::Running,
-            budget: Budget::new(config.budget, config.warn_threshold),
-            failures: 0,
-            retries: 0,
-            last_checkpoint: None,
-            stands_on: None,
-            progress_mark: 0,
-            resumed: false,
-        }
-    }
-}
 
 /// What a checkpoint call changes before it writes.
 #[derive(Debug, Default, Clone)]
@@ -124,220 +42,10 @@ pub struct Tracked {
     pub over_enforced_budget: bool,
 }
 
-/// What the caller's thread and the background writer share.
-#[derive(Debug)]
-struct Core {
-    config: SessionConfig,
-    store: Store,
-    ticker: Ticker,
-    state: Mutex<State>,
-    write_lock: Mutex<()>,
-    /// The newest checkpoint as this session last read it, and its seal,
-    /// until it writes: `restore` hands it out again while the file is
-    /// still the newest and still that file, instead of reading (a large
-    /// state) twice.
-    held: Mutex<Option<(Snapshot, Seal)>>,
-}
-
 #[derive(Debug)]
 pub struct Session {
     core: Arc<Core>,
     writer: writer::Slot,
-}
-
-/// A checkpoint captured and ready to write.
-struct Prepared {
-    snapshot: Snapshot,
-    error: Option<ErrorInfo>,
-    /// A copy made by `retry_from_checkpoint` (else by `rollback`).
-    retry: bool,
-    written_at: DateTime<Utc>,
-    /// Items counted since the previous checkpoint that this one covers.
-    covered: u64,
-}
-
-/// What a write changes beyond the request's data and message.
-#[derive(Debug, Default)]
-struct WriteParts {
-    data: Option<Data>,
-    message: Option<String>,
-    error: Option<ErrorInfo>,
-    copy_of: Option<u64>,
-    retry: bool,
-}
-
-/// A poisoned lock means a panic elsewhere already became an error; the
-/// state it guards is plain data and still consistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The warnings for the damaged checkpoints a lookup passed over.
-pub fn skipped_warnings(task: &TaskId, lookup: &Lookup) -> Vec<String> {
-    lookup.warnings(task)
-}
-
-impl Core {
-    /// Takes over a checkpoint's progress and data. With `whole`, also its
-    /// budget, counters and status (a resume); otherwise spent money never
-    /// goes down.
-    fn adopt(&self, snapshot: &Snapshot, whole: bool) {
-        let mut state = lock(&self.state);
-        self.ticker.set_progress(snapshot.progress.items_processed);
-        state.items_total = snapshot.progress.items_total;
-        state.data = snapshot.data.clone();
-        state.resumed = true;
-        state.stands_on = snapshot.stands_on();
-        state.progress_mark = snapshot.progress.items_processed;
-        if whole {
-            state.failures = snapshot.failures;
-            state.retries = snapshot.retries;
-            state.status = snapshot.status;
-            state.last_checkpoint = snapshot.checkpoint;
-        }
-        self.adopt_money(&mut state, &snapshot.budget);
-    }
-
-    /// Spent money carries over and never goes down; the limit comes from
-    /// the history only when this session was given none.
-    fn adopt_money(&self, state: &mut State, figures: &BudgetFigures) {
-        let spent = state.budget.spent().max(figures.spent);
-        if self.config.budget.is_none() && state.budget.allocated().is_none() {
-            state.budget = Budget::new(figures.allocated, self.config.warn_threshold);
-        }
-        state.budget.resume(spent);
-    }
-
-    /// The session as it stands, as if checkpointed now (not written).
-    fn snapshot_now(&self, number: Option<u64>) -> Snapshot {
-        let state = lock(&self.state);
-        Snapshot {
-            task_id: self.config.task_id.to_string(),
-            checkpoint: number,
-            timestamp: Utc::now().trunc_subsecs(0),
-            status: state.status,
-            progress: Progress::new(self.ticker.progress(), state.items_total),
-            data: state.data.clone(),
-            message: None,
-            budget: BudgetFigures::new(state.budget.allocated(), state.budget.spent()),
-            error: None,
-            copy_of: None,
-            failures: state.failures,
-            retries: state.retries,
-            warnings: Vec::new(),
-        }
-    }
-
-    /// Applies `change` and captures the checkpoint to write (state lock only).
-    fn prepare(&self, change: impl FnOnce(&mut State, &Ticker) -> WriteParts) -> Prepared {
-        let covered = self.ticker.since_checkpoint();
-        let mut state = lock(&self.state);
-        let parts = change(&mut state, &self.ticker);
-        if let Some(data) = &parts.data {
-            state.data = data.clone();
-        }
-        let written_at = Utc::now();
-        let error = parts.error.as_ref().map(|e| Data {
-            json: RawJson::new(crate::checkpoint::json_bytes(e)),
-            kinds: e.kinds().map(RawJson::new),
-        });
-        let snapshot = Snapshot {
-            task_id: self.config.task_id.to_string(),
-            checkpoint: None,
-            // Whole seconds, as the file says, so the state `checkpoint`
-            // returns and the one `restore` reads agree.
-            timestamp: written_at.trunc_subsecs(0),
-            status: state.status,
-            progress: Progress::new(self.ticker.progress(), state.items_total),
-            data: state.data.clone(),
-            message: parts.message,
-            budget: BudgetFigures::new(state.budget.allocated(), state.budget.spent()),
-            error,
-            copy_of: parts.copy_of,
-            failures: state.failures,
-            retries: state.retries,
-            warnings: Vec::new(),
-        };
-        Prepared {
-            snapshot,
-            error: parts.error,
-            retry: parts.retry,
-            written_at,
-            covered,
-        }
-    }
-
-    /// Writes a captured checkpoint. The caller holds `write_lock` (and the
-    /// fork gate).
-    fn persist(&self, prepared: &Prepared) -> Result<Snapshot> {
-        let mut snapshot = prepared.snapshot.clone();
-        if !self.config.enabled {
-            self.stand_on(&snapshot, None);
-            return Ok(snapshot);
-        }
-        let error_kinds = snapshot.error.as_ref().and_then(|e| e.kinds_bytes());
-        let parts: Vec<(&str, &[u8])> = [
-            ("state", snapshot.data.kinds_bytes()),
-            ("error", error_kinds),
-        ]
-        .into_iter()
-        .filter_map(|(name, kinds)| kinds.map(|k| (name, k)))
-        .collect();
-        let kinds = crate::kinds::write::document(&parts);
-        let draft = Draft {
-            task_id: self.config.task_id.as_str(),
-            timestamp: snapshot.timestamp,
-            status: snapshot.status,
-            message: snapshot.message.as_deref(),
-            progress: snapshot.progress.clone(),
-            budget: snapshot.budget,
-            state: snapshot.data.json.as_bytes(),
-            error: prepared.error.as_ref(),
-            copy_of: snapshot.copy_of,
-            retry: prepared.retry,
-            failures: snapshot.failures,
-            retries: snapshot.retries,
-            host: Host::current(),
-            written_at: prepared.written_at,
-            kinds: kinds.as_deref(),
-        };
-        let mut doc = draft.to_document();
-        let options = WriteOptions {
-            max_checkpoints: self.config.max_checkpoints,
-            durable: self.config.durable,
-        };
-        let written = self.store.write_checkpoint(
-            &self.config.task_id,
-            &mut doc,
-            &draft.facts(),
-            &options,
-        )?;
-        self.stand_on(&snapshot, Some(written.number));
-        snapshot.checkpoint = Some(written.number);
-        snapshot.warnings = written.warnings;
-        Ok(snapshot)
-    }
-
-    /// A checkpoint read as the newest: kept for the next `restore`.
-    fn hold(&self, found: Found) -> Snapshot {
-        let seal = found.seal;
-        let snapshot = Snapshot::from_found(found, &self.config.task_id);
-        *lock(&self.held) = Some((snapshot.clone(), seal));
-        snapshot
-    }
-
-    /// After a write (numbered `number`, or not written at all).
-    fn stand_on(&self, snapshot: &Snapshot, number: Option<u64>) {
-        *lock(&self.held) = None;
-        let mut state = lock(&self.state);
-        if number.is_some() {
-            state.last_checkpoint = number;
-        }
-        state.stands_on = snapshot.copy_of.or(number).or(state.stands_on);
-        state.progress_mark = snapshot.progress.items_processed;
-    }
 }
 
 impl Session {
@@ -373,7 +81,7 @@ impl Session {
             return Ok((session, warned));
         }
         let lookup = core.store.find(task, Pick::Latest)?;
-        let mut warnings = skipped_warnings(task, &lookup);
+        let mut warnings = lookup.warnings(task);
         let resumed = match lookup.found {
             Some(found) => {
                 let snapshot = core.hold(found);
@@ -580,7 +288,7 @@ impl Session {
         self.settle()?;
         let task = &self.core.config.task_id;
         let lookup = self.core.store.find(task, Pick::LatestGood)?;
-        let warnings = skipped_warnings(task, &lookup);
+        let warnings = lookup.warnings(task);
         let good = lookup.found.map(|found| Snapshot::from_found(found, task));
         let number = good.as_ref().and_then(|g| g.checkpoint);
         let written = self.write(|state, ticker| {
@@ -630,7 +338,7 @@ impl Session {
                     })?,
                 };
                 let lookup = self.core.store.find(task, Pick::GoodBefore(current))?;
-                let warnings = skipped_warnings(task, &lookup);
+                let warnings = lookup.warnings(task);
                 let found = lookup.found.ok_or_else(|| {
                     Error::NotFound(format!(
                         "task {:?} has no good checkpoint before checkpoint {current} to roll back to; \
@@ -683,7 +391,7 @@ impl Session {
             }
             (None, _) => {
                 let lookup = self.core.store.find(task, Pick::Latest)?;
-                let warnings = skipped_warnings(task, &lookup);
+                let warnings = lookup.warnings(task);
                 match lookup.found {
                     Some(found) => (self.core.hold(found), warnings),
                     None if lookup.skipped.is_empty() => return Ok(None),

@@ -1,5 +1,12 @@
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::*;
+use crate::budget::Money;
+use crate::checkpoint::{ErrorInfo, Status};
+use crate::error::Error;
 use crate::store::file::tests::tempdir::TempDir;
+use crate::store::StoreSpec;
 
 fn config(dir: &TempDir, task: &str) -> SessionConfig {
     let mut config = SessionConfig::new(

@@ -2,6 +2,9 @@
 //! goes through `*at` calls relative to such a descriptor with `O_NOFOLLOW`,
 //! so a symlink planted inside the store is refused instead of followed, and
 //! a directory renamed under us cannot redirect a write.
+//!
+//! (Longer than most files here: it is the one place the store talks to the
+//! file system, each call a few lines of `unsafe` libc with its checks.)
 
 #[cfg(not(target_os = "linux"))]
 use std::ffi::CStr;

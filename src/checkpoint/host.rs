@@ -1,0 +1,54 @@
+//! Who wrote a checkpoint (`metadata {hostname, user, pid}`), read from the
+//! system once per process (the pid each time: a forked child has its own).
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+/// Who wrote a checkpoint: `metadata {hostname, user, pid}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Host {
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub pid: u32,
+}
+
+impl Host {
+    pub fn current() -> Host {
+        static NAMES: OnceLock<(String, String)> = OnceLock::new();
+        let (hostname, user) = NAMES.get_or_init(|| (hostname(), user_name()));
+        Host {
+            hostname: hostname.clone(),
+            user: user.clone(),
+            // Not cached: a forked child writes its own pid.
+            pid: std::process::id(),
+        }
+    }
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    if ok {
+        String::from_utf8_lossy(&buf[..len]).into_owned()
+    } else {
+        "unknown".into()
+    }
+}
+
+fn user_name() -> String {
+    let uid = unsafe { libc::getuid() };
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return name.to_string_lossy().into_owned();
+    }
+    std::env::var("USER").unwrap_or_else(|_| uid.to_string())
+}

@@ -1,0 +1,56 @@
+//! A session's settings, as the core takes them: one typed value (Ruby's
+//! `Options.session` has checked every one).
+
+use std::time::Duration;
+
+use crate::budget::Money;
+use crate::store::layout::TaskId;
+use crate::store::StoreSpec;
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub task_id: TaskId,
+    pub store: StoreSpec,
+    pub budget: Option<Money>,
+    pub checkpoint_interval: Option<Duration>,
+    pub checkpoint_on_items: Option<u64>,
+    pub max_checkpoints: Option<u64>,
+    pub warn_threshold: f64,
+    pub max_retries: u32,
+    /// False: nothing is written; progress and budget are still counted.
+    pub enabled: bool,
+    /// False: `track_cost` records nothing.
+    pub track_costs: bool,
+    /// True: the `track_cost` that passes the budget (and every later one)
+    /// persists the amount, then fails with `Error::BudgetExceeded`.
+    pub enforce_budget: bool,
+    pub auto_resume: bool,
+    pub durable: bool,
+    /// `async: true`: `checkpoint` captures the state and returns; a
+    /// background thread writes it (see `writer`).
+    pub async_writes: bool,
+}
+
+impl SessionConfig {
+    /// The settings a session has when nothing is given: the document's
+    /// defaults (Ruby's `Options` and the shipped YAML say the same for
+    /// sessions made from Ruby, which always pass every setting).
+    pub fn new(task_id: TaskId, store: StoreSpec) -> SessionConfig {
+        SessionConfig {
+            task_id,
+            store,
+            budget: None,
+            checkpoint_interval: Some(Duration::from_secs(300)),
+            checkpoint_on_items: Some(10),
+            max_checkpoints: Some(10),
+            warn_threshold: 0.8,
+            max_retries: 3,
+            enabled: true,
+            track_costs: true,
+            enforce_budget: false,
+            auto_resume: true,
+            durable: true,
+            async_writes: false,
+        }
+    }
+}
