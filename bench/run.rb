@@ -20,9 +20,9 @@ require_relative "ruby_baseline"
 
 module Bench
   QUICK = ENV["BENCH_QUICK"] == "1"
-  ONLY = ENV["BENCH_ONLY"] && Regexp.new(ENV["BENCH_ONLY"], Regexp::IGNORECASE)
+  ONLY = ENV.fetch("BENCH_ONLY", nil) && Regexp.new(ENV.fetch("BENCH_ONLY", nil), Regexp::IGNORECASE)
   SCALE = QUICK ? 0.02 : 1.0
-  ROWS = []
+  ROWS = [] # rubocop:disable Style/MutableConstant -- the results, added as they come
 
   module_function
 
@@ -52,11 +52,11 @@ module Bench
       settle&.call
       t = now
       yield(:gem, i)
-      gem_times << now - t
+      gem_times << (now - t)
       settle&.call
       t = now
       yield(:baseline, i)
-      base_times << now - t
+      base_times << (now - t)
     end
     record(name, median(gem_times), median(base_times), target, unit, gem_label)
   end
@@ -66,7 +66,11 @@ module Bench
     ratio = gem / baseline
     met = target && (target.start_with?("<=") ? ratio <= target[2..].to_f : ratio >= target[2..].to_f)
     ROWS << [name, format("%.3f %s", gem * scale, unit), format("%.3f %s", baseline * scale, unit),
-             format("%.3f", ratio), target ? "#{target} #{met ? 'met' : 'MISSED'}" : "", note]
+             format("%.3f", ratio), if target
+                                      "#{target} #{met ? 'met' : 'MISSED'}"
+                                    else
+                                      ""
+                                    end, note]
     puts format("%-46s %14s %14s %8s  %s", *ROWS.last.first(5))
   end
 
@@ -80,43 +84,46 @@ def empty_method; end
 
 dir = Dir.mktmpdir("master-bench", ENV["BENCH_DIR"] || Dir.pwd)
 at_exit { FileUtils.rm_rf(dir) }
-puts "master #{MASTER::VERSION} bench on #{RUBY_DESCRIPTION}, #{Etc.respond_to?(:nprocessors) ? Etc.nprocessors : '?'} cores, store #{dir}"
+cores = Etc.respond_to?(:nprocessors) ? Etc.nprocessors : "?"
+puts "master #{MASTER::VERSION} bench on #{RUBY_DESCRIPTION}, #{cores} cores, store #{dir}"
 puts format("%-46s %14s %14s %8s  %s", "case", "gem", "baseline", "ratio", "target")
 
 # --- tick that writes nothing -------------------------------------------------
 if Bench.section?("tick")
-session = MASTER::SessionRecovery.new(task_id: "tick", checkpoint_dir: File.join(dir, "tick"), logger: nil,
-                                      checkpoint_on_items: 1_000_000_000, checkpoint_interval: 1e9)
-ticker = RubyBaseline::Ticker.new(every_items: 1_000_000_000, every_seconds: 1e9)
-calls = Bench.reps(2_000_000)
-loop_cost = Bench.median(Array.new(5) do
-  t = Bench.now
-  i = 0
-  while i < calls
-    i += 1
-  end
-  Bench.now - t
-end)
-tick_times = { gem: [], baseline: [], empty: [] }
-7.times do
-  { gem: -> { session.tick }, baseline: -> { ticker.tick }, empty: -> { empty_method } }.each do |key, _|
+  session = MASTER::SessionRecovery.new(task_id: "tick", checkpoint_dir: File.join(dir, "tick"), logger: nil,
+                                        checkpoint_on_items: 1_000_000_000, checkpoint_interval: 1e9)
+  ticker = RubyBaseline::Ticker.new(every_items: 1_000_000_000, every_seconds: 1e9)
+  calls = Bench.reps(2_000_000)
+  loop_cost = Bench.median(Array.new(5) do
     t = Bench.now
     i = 0
-    case key
-    when :gem then (session.tick; i += 1) while i < calls
-    when :baseline then (ticker.tick; i += 1) while i < calls
-    else (empty_method; i += 1) while i < calls
+    i += 1 while i < calls
+    Bench.now - t
+  end)
+  tick_times = { gem: [], baseline: [], empty: [] }
+  7.times do
+    { gem: -> { session.tick }, baseline: -> { ticker.tick }, empty: -> { empty_method } }.each do |key, _|
+      t = Bench.now
+      i = 0
+      case key
+      when :gem then (session.tick
+                      i += 1) while i < calls
+      when :baseline then (ticker.tick
+                           i += 1) while i < calls
+      else (empty_method
+            i += 1) while i < calls
+      end
+      tick_times[key] << ((Bench.now - t - loop_cost) / calls)
     end
-    tick_times[key] << (Bench.now - t - loop_cost) / calls
   end
-end
-Bench.record("tick that writes nothing (per call)", Bench.median(tick_times[:gem]), Bench.median(tick_times[:baseline]),
-             "<=0.4", "ns", "an empty Ruby method call: #{format('%.1f', Bench.median(tick_times[:empty]) * 1e9)} ns")
+  Bench.record("tick that writes nothing (per call)", Bench.median(tick_times[:gem]), Bench.median(tick_times[:baseline]),
+               "<=0.4", "ns", "an empty Ruby method call: #{format('%.1f', Bench.median(tick_times[:empty]) * 1e9)} ns")
 end
 
 # --- durable and async checkpoint, restore ------------------------------------
 [10, 20_000].each do |n|
   next unless Bench.section?("checkpoint restore async durable")
+
   doc = RubyBaseline.document(n)
   state = doc[:state]
   store = File.join(dir, "store-#{n}")
@@ -131,7 +138,7 @@ end
   # The background write is drained, untimed, before each timed call, so it
   # competes with neither side.
   Bench.pair("async checkpoint, #{n} entries: caller's thread", count, target: "<=0.1",
-             settle: -> { async.flush }) do |side, i|
+                                                                       settle: -> { async.flush }) do |side, i|
     side == :gem ? async.checkpoint(progress: i, data: state) : RubyBaseline.safe_write(base_path, doc)
   end
   Bench.pair("async checkpoint, #{n} entries: until durable", count) do |side, i|
@@ -150,112 +157,117 @@ end
 
 # --- list and cleanup over many tasks ------------------------------------------
 if Bench.section?("list cleanup")
-tasks = Bench::QUICK ? 200 : 10_000
-many = File.join(dir, "many")
-print "  (writing #{tasks} tasks for list/cleanup ...)"
-tasks.times do |i|
-  MASTER::SessionPersistence.save(format("task-%05d", i), { progress: { items_processed: i, items_total: tasks },
-                                                             budget: { allocated: 5.0, spent: 1.25 },
-                                                             state: { files: Array.new(20) { |j| "file_#{j}.rb" } } },
-                                  checkpoint_dir: many)
-end
-puts " done"
-parse_every_latest = lambda do |root|
-  Dir.children(root).filter_map do |task|
-    path = File.join(root, task)
-    next unless File.directory?(path)
+  tasks = Bench::QUICK ? 200 : 10_000
+  many = File.join(dir, "many")
+  print "  (writing #{tasks} tasks for list/cleanup ...)"
+  tasks.times do |i|
+    MASTER::SessionPersistence.save(format("task-%05d", i), { progress: { items_processed: i, items_total: tasks },
+                                                              budget: { allocated: 5.0, spent: 1.25 },
+                                                              state: { files: Array.new(20) { |j| "file_#{j}.rb" } } },
+                                    checkpoint_dir: many)
+  end
+  puts " done"
+  parse_every_latest = lambda do |root|
+    Dir.children(root).filter_map do |task|
+      path = File.join(root, task)
+      next unless File.directory?(path)
 
-    latest = Dir.children(path).grep(/\Acheckpoint_\d+\.json\z/).max_by { |f| f[/\d+/].to_i }
-    latest && RubyBaseline.restore(File.join(path, latest))
+      latest = Dir.children(path).grep(/\Acheckpoint_\d+\.json\z/).max_by { |f| f[/\d+/].to_i }
+      latest && RubyBaseline.restore(File.join(path, latest))
+    end
   end
-end
-MASTER::SessionPersistence.list(checkpoint_dir: many) # index.json as a user's store has it
-Bench.pair("list over #{tasks} tasks", Bench.reps(15), target: "<=0.05", gem_label: "vs parsing every latest checkpoint") do |side, _|
-  side == :gem ? MASTER::SessionPersistence.list(checkpoint_dir: many) : parse_every_latest.call(many)
-end
-Bench.pair("cleanup over #{tasks} tasks, removing none", Bench.reps(15)) do |side, _|
-  if side == :gem
-    MASTER::SessionPersistence.cleanup(older_than: 86_400, checkpoint_dir: many)
-  else
-    parse_every_latest.call(many).each { |doc| Time.now - Time.iso8601(doc[:timestamp]) > 86_400 }
+  MASTER::SessionPersistence.list(checkpoint_dir: many) # index.json as a user's store has it
+  Bench.pair("list over #{tasks} tasks", Bench.reps(15), target: "<=0.05",
+                                                         gem_label: "vs parsing every latest checkpoint") do |side, _|
+    side == :gem ? MASTER::SessionPersistence.list(checkpoint_dir: many) : parse_every_latest.call(many)
   end
-end
+  Bench.pair("cleanup over #{tasks} tasks, removing none", Bench.reps(15)) do |side, _|
+    if side == :gem
+      MASTER::SessionPersistence.cleanup(older_than: 86_400, checkpoint_dir: many)
+    else
+      parse_every_latest.call(many).select { |doc| Time.now - Time.iso8601(doc[:timestamp]) > 86_400 }
+    end
+  end
 end
 
 # --- a large state (issue: cost what the caller uses) ---------------------------
 # 500,000 rows, about 53 MB of JSON. Each gem call is timed against what the
 # same step costs a user by hand: the write of the whole document, or its parse.
 if Bench.section?("large")
-rows = Bench::QUICK ? 5_000 : 500_000
-large_state = { rows: Array.new(rows) { |i| { id: i, path: format("app/models/file_%06d.rb", i), status: "done", tokens: 1234 + i, cost: 0.0012 } } }
-large_store = File.join(dir, "large")
-large_doc = { task_id: "large", version: "52.0", timestamp: Time.now.utc.iso8601, progress: { items_processed: 1 },
-              budget: { allocated: nil, spent: 0, remaining: nil }, state: large_state, metadata: {} }
-large_path = File.join(dir, "large.json")
-RubyBaseline.safe_write(large_path, large_doc)
-large = MASTER::SessionRecovery.new(task_id: "large", checkpoint_dir: large_store, logger: nil, max_checkpoints: 3)
-large.checkpoint(progress: 0, data: large_state)
-mb = File.size(large_path) / 1e6
-Bench.pair("large state (#{format('%.0f', mb)} MB): checkpoint(progress:), data carried over", Bench.reps(5),
-           gem_label: "vs writing the whole document") do |side, i|
-  side == :gem ? large.checkpoint(progress: i + 1) : RubyBaseline.safe_write(large_path, large_doc)
-end
-Bench.pair("large state: complete!", Bench.reps(5), gem_label: "vs writing the whole document") do |side, _|
-  side == :gem ? large.complete! : RubyBaseline.safe_write(large_path, large_doc)
-end
-Bench.pair("large state: new session (auto_resume) + restore", Bench.reps(5), gem_label: "vs JSON.parse of the file") do |side, _|
-  if side == :gem
-    MASTER::SessionRecovery.new(task_id: "large", checkpoint_dir: large_store, logger: nil).restore
-  else
-    RubyBaseline.restore(large_path)
+  rows = Bench::QUICK ? 5_000 : 500_000
+  large_state = { rows: Array.new(rows) do |i|
+                          { id: i, path: format("app/models/file_%06d.rb", i), status: "done", tokens: 1234 + i, cost: 0.0012 }
+                        end }
+  large_store = File.join(dir, "large")
+  large_doc = { task_id: "large", version: "52.0", timestamp: Time.now.utc.iso8601, progress: { items_processed: 1 },
+                budget: { allocated: nil, spent: 0, remaining: nil }, state: large_state, metadata: {} }
+  large_path = File.join(dir, "large.json")
+  RubyBaseline.safe_write(large_path, large_doc)
+  large = MASTER::SessionRecovery.new(task_id: "large", checkpoint_dir: large_store, logger: nil, max_checkpoints: 3)
+  large.checkpoint(progress: 0, data: large_state)
+  mb = File.size(large_path) / 1e6
+  Bench.pair("large state (#{format('%.0f', mb)} MB): checkpoint(progress:), data carried over", Bench.reps(5),
+             gem_label: "vs writing the whole document") do |side, i|
+    side == :gem ? large.checkpoint(progress: i + 1) : RubyBaseline.safe_write(large_path, large_doc)
   end
-end
-cli = File.expand_path("../bin/cli", __dir__)
-Bench.pair("large state: bin/cli checkpoint show (3 checkpoints)", Bench.reps(3), gem_label: "vs JSON.parse of the file") do |side, _|
-  if side == :gem
-    system(RbConfig.ruby, cli, "checkpoint", "show", "large", "--dir", large_store, out: File::NULL, exception: true)
-  else
-    RubyBaseline.restore(large_path)
+  Bench.pair("large state: complete!", Bench.reps(5), gem_label: "vs writing the whole document") do |side, _|
+    side == :gem ? large.complete! : RubyBaseline.safe_write(large_path, large_doc)
   end
-end
+  Bench.pair("large state: new session (auto_resume) + restore", Bench.reps(5),
+             gem_label: "vs JSON.parse of the file") do |side, _|
+    if side == :gem
+      MASTER::SessionRecovery.new(task_id: "large", checkpoint_dir: large_store, logger: nil).restore
+    else
+      RubyBaseline.restore(large_path)
+    end
+  end
+  cli = File.expand_path("../bin/cli", __dir__)
+  Bench.pair("large state: bin/cli checkpoint show (3 checkpoints)", Bench.reps(3),
+             gem_label: "vs JSON.parse of the file") do |side, _|
+    if side == :gem
+      system(RbConfig.ruby, cli, "checkpoint", "show", "large", "--dir", large_store, out: File::NULL, exception: true)
+    else
+      RubyBaseline.restore(large_path)
+    end
+  end
 end
 
 # --- peak memory of a 100 MB state ----------------------------------------------
 if Bench.section?("memory")
-MB = Bench::QUICK ? 2 : 100
-memory_script = <<~RUBY
-  require "master"
-  require #{File.expand_path('ruby_baseline', __dir__).dump}
-  def hwm = File.read("/proc/self/status")[/VmHWM:\\s+(\\d+)/, 1].to_i * 1024
-  def rss = File.read("/proc/self/status")[/VmRSS:\\s+(\\d+)/, 1].to_i * 1024
-  mode, dir = ARGV
-  store = File.join(dir, "mem")
-  path = File.join(dir, "mem.json")
-  if mode.end_with?("write")
-    state = { files: Array.new(#{MB} * 10_000) { |i| format("app/models/file_%090d.rb", i) } }
-    GC.start
-    before = rss
-    if mode == "gem_write"
-      MASTER::SessionRecovery.new(task_id: "mem", checkpoint_dir: store, logger: nil, max_checkpoints: 1).checkpoint(data: state)
+  MB = Bench::QUICK ? 2 : 100
+  memory_script = <<~RUBY
+    require "master"
+    require #{File.expand_path('ruby_baseline', __dir__).dump}
+    def hwm = File.read("/proc/self/status")[/VmHWM:\\s+(\\d+)/, 1].to_i * 1024
+    def rss = File.read("/proc/self/status")[/VmRSS:\\s+(\\d+)/, 1].to_i * 1024
+    mode, dir = ARGV
+    store = File.join(dir, "mem")
+    path = File.join(dir, "mem.json")
+    if mode.end_with?("write")
+      state = { files: Array.new(#{MB} * 10_000) { |i| format("app/models/file_%090d.rb", i) } }
+      GC.start
+      before = rss
+      if mode == "gem_write"
+        MASTER::SessionRecovery.new(task_id: "mem", checkpoint_dir: store, logger: nil, max_checkpoints: 1).checkpoint(data: state)
+      else
+        RubyBaseline.safe_write(path, { state: state })
+      end
     else
-      RubyBaseline.safe_write(path, { state: state })
+      GC.start
+      before = rss
+      result = mode == "gem_read" ? MASTER::SessionRecovery.new(task_id: "mem", checkpoint_dir: store, logger: nil, auto_resume: false).restore : RubyBaseline.restore(path)
     end
-  else
-    GC.start
-    before = rss
-    result = mode == "gem_read" ? MASTER::SessionRecovery.new(task_id: "mem", checkpoint_dir: store, logger: nil, auto_resume: false).restore : RubyBaseline.restore(path)
+    puts hwm - before
+  RUBY
+  peaks = %w[gem_write baseline_write gem_read baseline_read].to_h do |mode|
+    out = IO.popen([RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-e", memory_script, mode, dir], &:read)
+    [mode, out.to_i / 1e6]
   end
-  puts hwm - before
-RUBY
-peaks = %w[gem_write baseline_write gem_read baseline_read].to_h do |mode|
-  out = IO.popen([RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-e", memory_script, mode, dir], &:read)
-  [mode, out.to_i / 1e6]
-end
-Bench.record("peak memory, checkpoint of a #{MB} MB state", peaks["gem_write"], peaks["baseline_write"], nil, "MB",
-             "above the state itself")
-Bench.record("peak memory, restore of a #{MB} MB state", peaks["gem_read"], peaks["baseline_read"], nil, "MB")
+  Bench.record("peak memory, checkpoint of a #{MB} MB state", peaks["gem_write"], peaks["baseline_write"], nil, "MB",
+               "above the state itself")
+  Bench.record("peak memory, restore of a #{MB} MB state", peaks["gem_read"], peaks["baseline_read"], nil, "MB")
 end
 
 puts
 puts Bench.table
-File.write(ENV["BENCH_TABLE"], Bench.table + "\n") if ENV["BENCH_TABLE"]
+File.write(ENV["BENCH_TABLE"], "#{Bench.table}\n") if ENV["BENCH_TABLE"]

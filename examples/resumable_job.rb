@@ -27,11 +27,11 @@ def run_job(label, stop_after: nil)
     done << file.upcase # the real work would go here
     session.track_cost(COST_PER_ITEM)
     session.checkpoint(progress: done.size, data: { done: done }) if (done.size % 5).zero?
-    if stop_after && done.size == stop_after
-      puts "[#{label}] killed with SIGKILL after item #{done.size}"
-      $stdout.flush
-      Process.kill("KILL", Process.pid)
-    end
+    next unless stop_after && done.size == stop_after
+
+    puts "[#{label}] killed with SIGKILL after item #{done.size}"
+    $stdout.flush
+    Process.kill("KILL", Process.pid)
   end
   final = session.complete!
   puts "[#{label}] completed #{final[:items_total]} items; spent $#{format('%.2f', final[:budget][:spent])} " \

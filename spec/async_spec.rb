@@ -50,7 +50,9 @@ RSpec.describe "async: true" do
     FileUtils.rm_rf(store_dir)
     File.write(store_dir, "not a directory")
     s.checkpoint(progress: 1)
-    expect { s.flush }.to raise_error(MASTER::StoreError, /master_checkpoints.*the 1 captured checkpoint\(s\) not yet written are kept/)
+    expect do
+      s.flush
+    end.to raise_error(MASTER::StoreError, /master_checkpoints.*the 1 captured checkpoint\(s\) not yet written are kept/)
     expect { s.flush }.to raise_error(MASTER::StoreError, /the 1 captured/)
     s.checkpoint(progress: 2) # queued behind the failed one, which is tried again
     expect { s.flush }.to raise_error(MASTER::StoreError, /the 2 captured/)

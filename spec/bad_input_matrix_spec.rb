@@ -135,7 +135,7 @@ module BadInputMatrix
     queue
   end
 
-  ROWS = []
+  ROWS = [] # rubocop:disable Style/MutableConstant -- filled by the table below
   def self.row(target, argument, kind, names:, ids: false, defects: {}, value_for: {}, huge: HUGE, &call)
     ROWS << Row.new(target: target, argument: argument, kind: kind, names: names, call: call, ids: ids,
                     defects: defects, value_for: value_for, huge: huge)
@@ -166,7 +166,9 @@ module BadInputMatrix
 
   # --- SessionRecovery.new ------------------------------------------------
   row("SessionRecovery.new", "task_id:", :task_id, names: /\btask_id\b/) { |_, v| S.new(task_id: v).checkpoint(progress: 1) }
-  row("SessionRecovery.new", "budget:", :budget, names: /\bbudget\b/) { |_, v| S.new(task_id: "task", budget: v).checkpoint(progress: 3) }
+  row("SessionRecovery.new", "budget:", :budget, names: /\bbudget\b/) do |_, v|
+    S.new(task_id: "task", budget: v).checkpoint(progress: 3)
+  end
   {
     checkpoint_dir: [:path, { binary: nil, invalid_utf8: nil, deep: MESSAGE_EMBEDS_VALUE, huge: HUGE_PATH }],
     checkpoint_interval: [:seconds, option_defects.merge(big_integer: DURATION_PANIC)],
@@ -190,7 +192,9 @@ module BadInputMatrix
   row("SessionRecovery#restore", "n", :number, names: /\bcheckpoint\b/) { |s, v| s.restore(v) }
   row("SessionRecovery#tick", "items", :items, names: /\bitems\b/) { |s, v| s.tick(v) }
   row("SessionRecovery#checkpoint_error", "error", :recorded, names: /\berror\b/) { |s, v| s.checkpoint_error(v) }
-  row("SessionRecovery#checkpoint_error", "item", :recorded, names: /\bitem\b/) { |s, v| s.checkpoint_error(RuntimeError.new("boom"), v) }
+  row("SessionRecovery#checkpoint_error", "item", :recorded, names: /\bitem\b/) do |s, v|
+    s.checkpoint_error(RuntimeError.new("boom"), v)
+  end
   row("SessionRecovery#checkpoint_error", "context:", :recorded, names: /\bcontext\b/) do |s, v|
     s.checkpoint_error(RuntimeError.new("boom"), "item", context: v)
   end
@@ -218,7 +222,9 @@ module BadInputMatrix
   row("SessionPersistence.save", "data (the document)", :document, names: /\bdata\b/) { |_, v| P.save("task", v) }
   row("SessionPersistence.save", "data[:state]", :data, names: /\bdata\b/) { |_, v| P.save("task", { state: v }) }
   %i[load summary checkpoints remove].each do |method|
-    row("SessionPersistence.#{method}", "checkpoint_id", :task_id, names: task_names, ids: true) { |_, v| P.public_send(method, v) }
+    row("SessionPersistence.#{method}", "checkpoint_id", :task_id, names: task_names, ids: true) do |_, v|
+      P.public_send(method, v)
+    end
   end
   row("SessionPersistence.read", "task_id", :task_id, names: task_names, ids: true,
                                                       value_for: { string: NOT_FOUND, symbol: NOT_FOUND }) { |_, v| P.read(v, 1) }
@@ -236,7 +242,7 @@ module BadInputMatrix
     # read in another (empty) store finds no checkpoint 1 of "task"
     value_for = method == :read ? { nil: OK, string: NOT_FOUND } : {}
     row("SessionPersistence.#{method}", "checkpoint_dir:", :path, names: /\bcheckpoint_dir\b/, defects: path_defects,
-                                                                 value_for: value_for) { |_, v| call.call(v) }
+                                                                  value_for: value_for) { |_, v| call.call(v) }
   end
   row("SessionPersistence.cleanup", "older_than:", :duration, names: /\bolder_than\b/, defects: duration_defects) do |_, v|
     P.cleanup(older_than: v)
@@ -248,12 +254,14 @@ module BadInputMatrix
     queue.add("job") { |task| task.checkpoint(progress: 1) }
     BadInputMatrix.check_queue(queue.process)
   end
-  row("Queue.new", "budget:", :queue_budget, names: /\bbudget\b/, defects: { deep: MESSAGE_EMBEDS_VALUE }) { |_, v| run_queue.call(Q.new(budget: v, name: "q")) }
+  row("Queue.new", "budget:", :queue_budget, names: /\bbudget\b/, defects: { deep: MESSAGE_EMBEDS_VALUE }) do |_, v|
+    run_queue.call(Q.new(budget: v, name: "q"))
+  end
   row("Queue.new", "name:", :queue_name, names: /\bname\b/, ids: true, huge: LARGE, defects: {
-    nil: NAME_NIL, integer: NAME_TO_S, float: NAME_TO_S, big_integer: NAME_TO_S, array: NAME_TO_S, hash: NAME_TO_S,
-    negative: NAME_TO_S, nan: NAME_TO_S, infinity: NAME_TO_S, deep: MESSAGE_EMBEDS_VALUE, object: SLUG_BINARY,
-    binary: SLUG_BINARY, invalid_utf8: STRIP_INVALID
-  }) { |_, v| run_queue.call(Q.new(name: v)) }
+        nil: NAME_NIL, integer: NAME_TO_S, float: NAME_TO_S, big_integer: NAME_TO_S, array: NAME_TO_S, hash: NAME_TO_S,
+        negative: NAME_TO_S, nan: NAME_TO_S, infinity: NAME_TO_S, deep: MESSAGE_EMBEDS_VALUE, object: SLUG_BINARY,
+        binary: SLUG_BINARY, invalid_utf8: STRIP_INVALID
+      }) { |_, v| run_queue.call(Q.new(name: v)) }
   {
     checkpoint_dir: [:path, { binary: QUEUE_DIR_LATE, invalid_utf8: QUEUE_DIR_LATE, deep: MESSAGE_EMBEDS_VALUE,
                               huge: HUGE_PATH }],
@@ -269,14 +277,14 @@ module BadInputMatrix
     end
   end
   row("Queue#add", "description", :description, names: /\bdescription\b/, ids: true, huge: LARGE,
-                                                  defects: { binary: SLUG_BINARY, invalid_utf8: STRIP_INVALID,
-                                                             deep: MESSAGE_EMBEDS_VALUE }) do |queue, v|
+                                                defects: { binary: SLUG_BINARY, invalid_utf8: STRIP_INVALID,
+                                                           deep: MESSAGE_EMBEDS_VALUE }) do |queue, v|
     queue.add(v) { |task| task.checkpoint(progress: 1) }
     BadInputMatrix.check_queue(queue.process)
   end
   row("Queue#add", "budget:", :budget, names: /\bbudget\b/, defects: {
-    big_integer: LATE_VALIDATION, deep: MESSAGE_EMBEDS_VALUE
-  }) do |queue, v|
+        big_integer: LATE_VALIDATION, deep: MESSAGE_EMBEDS_VALUE
+      }) do |queue, v|
     queue.add("job", budget: v) { |task| task.checkpoint(progress: 1) }
     BadInputMatrix.check_queue(queue.process)
   end
@@ -315,7 +323,7 @@ module BadInputMatrix
   # command line is wrong, 1: the command cannot be done), what the one
   # stderr line must name, and what it must show of the bad value.
   CliRow = Struct.new(:label, :args, :status, :names, :shows, :defect, keyword_init: true)
-  CLI_ROWS = []
+  CLI_ROWS = [] # rubocop:disable Style/MutableConstant -- filled by the table below
   def self.cli(label, args, status, names, shows = nil, defect: nil)
     CLI_ROWS << CliRow.new(label: label, args: args, status: status, names: names, shows: shows, defect: defect)
   end
@@ -483,10 +491,11 @@ RSpec.describe "Bad input matrix" do
   # A missing checkpoint is named by its task and number, a file-system
   # refusal by its path; other errors name the argument.
   def expect_error(error, expected, row_names, shown, value = nil)
-    if expected == m::NOT_FOUND
+    case expected
+    when m::NOT_FOUND
       row_names = /has no checkpoints?\b/
       shown = /#{Regexp.escape(value.to_s)}/
-    elsif expected == m::STORE
+    when m::STORE
       row_names = /#{Regexp.escape(value.to_s[0, 32])}/
     end
     if expected == m::ARG
@@ -623,7 +632,11 @@ RSpec.describe "Bad input matrix" do
       lock = Mutex.new
       workers = Array.new(4) do
         Thread.new do
-          while (job = (jobs.pop(true) rescue nil))
+          while (job = begin
+            jobs.pop(true)
+          rescue StandardError
+            nil
+          end)
             label, args, dir = job
             result = run_cli_case(dir, args, env)
             lock.synchronize { @cli_results[label] = result }

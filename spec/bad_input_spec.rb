@@ -62,7 +62,9 @@ RSpec.describe "Bad input" do
     it "refuses 10,000 levels of nesting with ArgumentError, and a structure that contains itself" do
       deep = 10_000.times.reduce([]) { |inner, _| [inner] }
       expect_nothing_written do
-        expect { session.checkpoint(data: deep) }.to raise_error(ArgumentError, /nests deeper than 100 levels \(at data\[0\]\[0\]/)
+        expect do
+          session.checkpoint(data: deep)
+        end.to raise_error(ArgumentError, /nests deeper than 100 levels \(at data\[0\]\[0\]/)
       end
       loop_hash = {}
       loop_hash[:self] = loop_hash
@@ -87,7 +89,7 @@ RSpec.describe "Bad input" do
       state = session.checkpoint_error(RuntimeError.new("x"), Pathname.new("app/models/user.rb"),
                                        context: { t: at, attempt: 2, "path" => "a.rb" })
       expect(state[:status]).to eq("failed")
-      expect(state[:error]).to include(item: '#<Pathname:app/models/user.rb>',
+      expect(state[:error]).to include(item: "#<Pathname:app/models/user.rb>",
                                        context: { t: at.inspect, attempt: 2, "path" => "a.rb" })
       expect(state[:error][:notes]).to include(/item is a Pathname, not plain data/, /context\[:t\] is a Time/)
       odd = session.checkpoint_error(42)
@@ -137,7 +139,9 @@ RSpec.describe "Bad input" do
       expect { session(checkpoint_on_items: 2.5) }.to raise_error(ArgumentError, /checkpoint_on_items.*2.5/)
       expect { session(warn_threshold: 80) }.to raise_error(ArgumentError, /warn_threshold.*0.8 means 80%.*got 80/)
       expect { session(auto_resume: "yes") }.to raise_error(ArgumentError, /`auto_resume` must be true or false; got "yes"/)
-      expect { session(on_checkpoint: "puts") }.to raise_error(ArgumentError, /`on_checkpoint` must be something that responds to call/)
+      expect do
+        session(on_checkpoint: "puts")
+      end.to raise_error(ArgumentError, /`on_checkpoint` must be something that responds to call/)
       expect { session(max_retries: -1) }.to raise_error(ArgumentError, /max_retries/)
       expect { session(logger: 5) }.to raise_error(ArgumentError, /logger/)
       expect { session(checkpoint_dir: "") }.to raise_error(ArgumentError, /checkpoint_dir/)

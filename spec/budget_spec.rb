@@ -75,9 +75,12 @@ RSpec.describe "Budget tracking" do
       s = session(budget: 1.0, enforce_budget: true)
       s.checkpoint(data: { step: 1 })
       s.track_cost(0.9)
-      expect { s.track_cost(0.2) }.to raise_error(MASTER::BudgetExceededError, /over its budget: spent \$1.10 of \$1.00.*increase_budget/) { |e|
-        expect([e.task_id, e.spent, e.limit]).to eq(["budget", 1.1, 1.0])
-      }
+      expect do
+        s.track_cost(0.2)
+      end.to raise_error(MASTER::BudgetExceededError,
+                         /over its budget: spent \$1.10 of \$1.00.*increase_budget/) { |e|
+               expect([e.task_id, e.spent, e.limit]).to eq(["budget", 1.1, 1.0])
+             }
       expect(MASTER::SessionRecovery.new(task_id: "budget").budget_spent).to eq(1.1)
       expect(MASTER::SessionPersistence.load("budget")).to include(state: { step: 1 })
       expect { s.track_cost(0.01) }.to raise_error(MASTER::BudgetExceededError)

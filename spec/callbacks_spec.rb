@@ -90,7 +90,7 @@ RSpec.describe "Callbacks", :gc_stress do
       writer.write("x")
     end
     Process.kill("USR1", Process.pid)
-    expect(IO.select([reader], nil, nil, 5)).not_to be_nil
+    expect(reader.wait_readable(5)).not_to be_nil
     expect(read_checkpoint("callbacks", 1)["message"]).to eq("from trap")
   ensure
     trap("USR1", previous || "DEFAULT")

@@ -363,7 +363,7 @@ RSpec.describe "bin/cli checkpoint" do
       FileUtils.mkdir_p("config")
       File.write("config/session_recovery.yml", "session_recovery:\n  keep_failed: false\n")
       expect(cli("checkpoint", "clean", "--json").out).to eq(
-        JSON.generate(store: store_dir, dry_run: false, removed: ["old-failed"]) + "\n"
+        "#{JSON.generate(store: store_dir, dry_run: false, removed: ['old-failed'])}\n"
       )
     end
 
@@ -371,7 +371,9 @@ RSpec.describe "bin/cli checkpoint" do
       modes = [[], %w[--older-than 7d], %w[--completed], %w[--completed --older-than 30d], %w[--older-than 0s]]
       modes.each_index { |i| mixed_store("store-#{i}") }
       before = modes.each_index.map { |i| store_snapshot("store-#{i}") }
-      dry = cli_all(modes.each_with_index.map { |mode, i| ["checkpoint", "clean", "--dry-run", "--json", "--dir", "store-#{i}", *mode] })
+      dry = cli_all(modes.each_with_index.map do |mode, i|
+                      ["checkpoint", "clean", "--dry-run", "--json", "--dir", "store-#{i}", *mode]
+                    end)
       expect(modes.each_index.map { |i| store_snapshot("store-#{i}") }).to eq(before)
       real = cli_all(modes.each_with_index.map { |mode, i| ["checkpoint", "clean", "--json", "--dir", "store-#{i}", *mode] })
       predicted = dry.map { |run| JSON.parse(run.out) }
@@ -590,12 +592,13 @@ RSpec.describe "bin/cli checkpoint" do
         ["checkpoint", "list", "--dir", ""] => "--dir needs a directory; see bin/cli checkpoint list --help",
         %w[checkpoint show] => "missing TASK; see bin/cli checkpoint show --help",
         %w[checkpoint show a b] => "unexpected argument \"b\"; see bin/cli checkpoint show --help",
-        %w[checkpoint show ../etc] => /task_id "..\/etc" contains '\/'/,
+        %w[checkpoint show ../etc] => %r{task_id "../etc" contains '/'},
         %w[checkpoint remove] => "missing TASK; see bin/cli checkpoint remove --help",
         %w[checkpoint create --data {}] => "missing --task T; see bin/cli checkpoint create --help",
         %w[checkpoint create --task] => "missing argument: --task; see bin/cli checkpoint create --help",
         %w[checkpoint create --task t --data {bad] => /\A--data is not valid JSON \(unexpected token at '\{bad'\)/,
-        %w[checkpoint create --task t --progress many] => "invalid argument: --progress many; see bin/cli checkpoint create --help",
+        %w[checkpoint create --task t --progress
+           many] => "invalid argument: --progress many; see bin/cli checkpoint create --help",
         %w[checkpoint create --task t --progress -1] => "progress must not be negative; got -1 (Integer)",
         %w[checkpoint create --task t --data 1180591620717411303424] => /data is an Integer wider than 64 bits/,
         %w[checkpoint clean --older-than 7] => "bad duration \"7\" for --older-than; give a number and a unit: " \
@@ -632,7 +635,8 @@ RSpec.describe "bin/cli checkpoint" do
         %w[checkpoint resume damaged] => "task \"damaged\" has no intact checkpoint left in #{store_dir}; " \
                                          "see bin/cli checkpoint show damaged",
         %w[checkpoint resume damaged --checkpoint 1] => /\Acheckpoint 1 of task "damaged" is damaged \(the file is truncated/,
-        %w[checkpoint list --dir not-a-dir] => /\Athere is no checkpoint store at .*not-a-dir \(--dir not-a-dir\): it is not a directory/,
+        %w[checkpoint list --dir
+           not-a-dir] => /\Athere is no checkpoint store at .*not-a-dir \(--dir not-a-dir\): it is not a directory/,
         %w[checkpoint create --task t --dir not-a-dir] => /\Arefusing to use .*not-a-dir: it is not a directory/
       }
       before = store_snapshot

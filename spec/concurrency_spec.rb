@@ -10,7 +10,7 @@ RSpec.describe "Concurrent use of one store" do
 
   WRITES = 150
 
-  WRITER_CODE = <<~RUBY
+  WRITER_CODE = <<~RUBY.freeze
     s = MASTER::SessionRecovery.new(task_id: "contended", max_checkpoints: 0, auto_resume: false, logger: nil)
     #{WRITES}.times do |i|
       s.track_cost(0.01)
@@ -43,7 +43,11 @@ RSpec.describe "Concurrent use of one store" do
   def wait_all(pids, seconds)
     Timeout.timeout(seconds) { pids.map { |pid| Process.wait2(pid).last } }
   rescue Timeout::Error
-    pids.each { |pid| Process.kill("KILL", pid) rescue nil }
+    pids.each do |pid|
+      Process.kill("KILL", pid)
+    rescue StandardError
+      nil
+    end
     raise "deadlock? processes still running after #{seconds}s"
   end
 
@@ -60,7 +64,7 @@ RSpec.describe "Concurrent use of one store" do
     expect(reader_outs.map { |out| File.read(out.path).to_i }).to all(be > 0)
 
     numbers = MASTER::SessionPersistence.checkpoints("contended")
-    expect(numbers).to eq((1..4 * WRITES).to_a)
+    expect(numbers).to eq((1..(4 * WRITES)).to_a)
     per_writer = numbers.map { |n| MASTER::SessionPersistence.read("contended", n)[:state][:pid] }.tally
     expect(per_writer.values).to eq([WRITES] * 4)
     summary = MASTER::SessionPersistence.summary("contended")

@@ -57,7 +57,7 @@ RSpec.describe MASTER::Config do
 
   describe "validation" do
     {
-      "checkpoint_interval: -5" => /config\/session_recovery.yml: session_recovery.checkpoint_interval must be a number of seconds.*got -5/,
+      "checkpoint_interval: -5" => %r{config/session_recovery.yml: session_recovery.checkpoint_interval must be a number of seconds.*got -5},
       "auto_resume: maybe" => /auto_resume must be true or false; got "maybe"/,
       "warn_threshold: 80" => /warn_threshold must be a fraction.*got 80/,
       "checkpoint_on_items: 2.5" => /checkpoint_on_items must be a whole number/,
@@ -77,7 +77,9 @@ RSpec.describe MASTER::Config do
       expect { described_class.settings }.to raise_error(MASTER::ConfigError, /MASTER_CHECKPOINT_INTERVAL/)
       ENV.delete("MASTER_CHECKPOINT_INTERVAL")
       ENV["MASTER_AUTO_RESUME"] = "perhaps"
-      expect { described_class.settings }.to raise_error(MASTER::ConfigError, /MASTER_AUTO_RESUME must be true or false; got "perhaps"/)
+      expect do
+        described_class.settings
+      end.to raise_error(MASTER::ConfigError, /MASTER_AUTO_RESUME must be true or false; got "perhaps"/)
     end
 
     it "fails fast on broken YAML" do

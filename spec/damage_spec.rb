@@ -41,7 +41,7 @@ RSpec.describe "Damaged checkpoints" do
         MASTER::SessionPersistence.list # the index as a store has it, then damage
         send(method, checkpoint_file("task", 2)) if method == :corrupt_one_character
         expect(MASTER::SessionPersistence.summary("task")).to include(latest_checkpoint: 1,
-                                                                     progress: include(items_processed: 1))
+                                                                      progress: include(items_processed: 1))
         expect(MASTER::SessionPersistence.list.map { |r| [r[:task_id], r[:latest_checkpoint]] }).to eq([["task", 1]])
         expect(session.last_checkpoint_time).to eq(session.restore[:timestamp])
         other_processes!
@@ -86,10 +86,12 @@ RSpec.describe "Damaged checkpoints" do
 
   it "restore(n) of a damaged checkpoint raises CorruptCheckpointError naming the file" do
     corrupt_one_character(checkpoint_file("task", 1))
-    expect { session.restore(1) }.to raise_error(MASTER::CorruptCheckpointError, /checkpoint_001.json is damaged \(checksum mismatch/) { |e|
-      expect([e.task_id, e.number, e.path]).to eq(["task", 1, checkpoint_file("task", 1)])
-      expect(e.reason).to start_with("checksum mismatch")
-    }
+    expect do
+      session.restore(1)
+    end.to raise_error(MASTER::CorruptCheckpointError, /checkpoint_001.json is damaged \(checksum mismatch/) { |e|
+             expect([e.task_id, e.number, e.path]).to eq(["task", 1, checkpoint_file("task", 1)])
+             expect(e.reason).to start_with("checksum mismatch")
+           }
   end
 
   it "rebuilds a missing or damaged index.json and metadata.json" do

@@ -16,7 +16,7 @@ RSpec.describe "Failure injection in the write path" do
     metadata.write index.lock index.write
   ].freeze
   ERRNOS = { "ENOSPC" => /No space left on device.*free some disk space/,
-             "EIO" => /Input\/output error.*the disk reported an I\/O error/,
+             "EIO" => %r{Input/output error.*the disk reported an I/O error},
              "EACCES" => /Permission denied.*check that this user owns the checkpoint directory/ }.freeze
 
   SCRIPT = <<~'RUBY'

@@ -44,7 +44,7 @@ module HostileStore
   STEP_TIMEOUT = 10
 
   Case = Struct.new(:name, :entry, :id, :newest, :meets, :persistent, :defects, :tamper, keyword_init: true)
-  CASES = []
+  CASES = [] # rubocop:disable Style/MutableConstant -- filled by the table below
 
   # entry: the tampered path inside the store; id: the task the operations
   # use; newest: the newest intact checkpoint of that task afterwards (nil:
@@ -167,7 +167,7 @@ module HostileStore
   end
 
   tampering "a FIFO named metadata.json", entry: "task/metadata.json", meets: %i[summary checkpoint],
-                                           defects: { summary: SILENT_CACHE } do |t|
+                                          defects: { summary: SILENT_CACHE } do |t|
     t.replace("task/metadata.json") { |path| File.mkfifo(path) }
   end
 
@@ -182,7 +182,9 @@ module HostileStore
   end
 
   tampering "metadata.json hand-edited (status completed, SECRET message, checksum stale)", entry: "task/metadata.json" do |t|
-    t.edit("task/metadata.json") { |text| text.sub('"status":"running"', '"status":"completed"').sub('"message":null', "\"message\":\"#{SECRET}\"") }
+    t.edit("task/metadata.json") do |text|
+      text.sub('"status":"running"', '"status":"completed"').sub('"message":null', "\"message\":\"#{SECRET}\"")
+    end
   end
 
   tampering "index.json hand-edited (SECRET as the task's message, checksum stale)", entry: "index.json" do |t|
@@ -331,7 +333,7 @@ RSpec.describe "Hostile stores" do
       reader.close
       MASTER.logger = RecordingLogger.new
       result = begin
-        { value: Timeout.timeout(timeout) { yield } }
+        { value: Timeout.timeout(timeout) { yield } } # rubocop:disable Style/ExplicitBlockArgument -- the block takes no argument
       rescue Exception => e # rubocop:disable Lint/RescueException -- everything goes back to the parent
         { error_class: e.class.name, message: e.message }
       end
@@ -436,7 +438,9 @@ RSpec.describe "Hostile stores" do
         guard_outside
         @other_before = store_snapshot(task_dir("other"))
         @task_before = store_snapshot(task_dir("task")) unless kase.id == "task"
-        @foreign_before = h::FOREIGN.keys.to_h { |path| [path, File.exist?(File.join(store_dir, path)) && File.binread(File.join(store_dir, path))] }
+        @foreign_before = h::FOREIGN.keys.to_h do |path|
+          [path, File.exist?(File.join(store_dir, path)) && File.binread(File.join(store_dir, path))]
+        end
       end
 
       after do
@@ -500,7 +504,9 @@ RSpec.describe "Hostile stores" do
       it "checkpoint: #{kase.meets.include?(:checkpoint) ? 'a clear error or a warning' : 'works'}; #{next_write}" do
         defect = kase.defects[:checkpoint] || kase.defects[:next_write]
         pending(defect) if defect
-        write = -> { MASTER::SessionRecovery.new(task_id: kase.id, auto_resume: false).checkpoint(progress: 9, data: { fresh: true }) }
+        write = lambda {
+          MASTER::SessionRecovery.new(task_id: kase.id, auto_resume: false).checkpoint(progress: 9, data: { fresh: true })
+        }
         first = in_child(&write)
         second = in_child(&write)
         aggregate_failures do

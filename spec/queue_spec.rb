@@ -276,7 +276,8 @@ RSpec.describe "Queue names and saved runs" do
     second.add("New task")
     ran = []
     expect { second.process { |task| ran << task } }
-      .to raise_error(MASTER::QueueMismatchError, /queue "shared" has an interrupted run saved \(2 tasks, 0 done\).*saved only: old-task, other-old-task.*added only: new-task.*nothing was run.*discard_saved_run/)
+      .to raise_error(MASTER::QueueMismatchError,
+                      /queue "shared" has an interrupted run saved \(2 tasks, 0 done\).*saved only: old-task, other-old-task.*added only: new-task.*nothing was run.*discard_saved_run/)
     expect(ran).to eq([])
     expect(second.discard_saved_run).to be(true)
     second.process { |task| ran << task.task_id }

@@ -6,7 +6,7 @@
 # code would provide them.
 RSpec.describe "The user's document, run as written" do
   class SnippetWorld
-    attr_reader :processed, :attempts
+    attr_reader :processed, :attempts, :items
 
     def initialize(items: (1..25).to_a, failures: 0)
       @items = items
@@ -18,8 +18,6 @@ RSpec.describe "The user's document, run as written" do
     def run(snippet)
       instance_eval(snippet.code, SeedSnippets::PATH, snippet.line)
     end
-
-    attr_reader :items
 
     def process_item(item)
       @processed << item

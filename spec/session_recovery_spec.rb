@@ -117,7 +117,7 @@ RSpec.describe MASTER::SessionRecovery do
 
     it "restores every Float exactly, to the last bit" do
       random = Random.new(42)
-      floats = Array.new(5000) { 100 + random.rand * 100 } +
+      floats = Array.new(5000) { 100 + (random.rand * 100) } +
                [Float::MAX, -Float::MAX, Float::MIN, 5e-324, -0.0, 0.1, 1e300, 198.18453387344778]
       session.checkpoint(data: floats)
       back = session.restore[:data]
@@ -219,7 +219,7 @@ RSpec.describe MASTER::SessionRecovery do
       results = session.restore[:data][:processed]
       s2 = session(checkpoint_on_items: 2, checkpoint_interval: nil)
       results = s2.restore[:data][:processed]
-      2.times { |i| results << i && s2.tick }
+      2.times { |i| (results << i) && s2.tick }
       expect(session.restore[:data]).to eq(processed: [0, 1])
     end
 
@@ -239,7 +239,7 @@ RSpec.describe MASTER::SessionRecovery do
       s = session(checkpoint_on_items: nil, checkpoint_interval: nil)
       3.times { s.tick(2**62) }
       expect { s.tick(2**62) }.to raise_error(ArgumentError, /past 18446744073709551615 items.*nothing was counted/)
-      expect(s.progress).to eq(3 * 2**62)
+      expect(s.progress).to eq(3 * (2**62))
     end
   end
 

@@ -11,7 +11,7 @@ require "rbconfig"
 require "socket"
 require "tempfile"
 
-Dir[File.join(__dir__, "support", "**", "*.rb")].sort.each { |file| require file }
+Dir[File.join(__dir__, "support", "**", "*.rb")].each { |file| require file }
 
 RSpec.configure do |config|
   config.disable_monkey_patching!

@@ -28,7 +28,12 @@ RSpec.describe "Threads on one session" do
     session = MASTER::SessionRecovery.new(task_id: "gvl")
     big = { items: Array.new(200_000) { |i| "app/models/file_#{i}.rb" } }
     counter = 0
-    ticker = Thread.new { loop { counter += 1; Thread.pass } }
+    ticker = Thread.new do
+      loop do
+        counter += 1
+        Thread.pass
+      end
+    end
     5.times { session.checkpoint(data: big) }
     ticker.kill
     expect(counter).to be > 0

@@ -12,13 +12,11 @@ crate = File.expand_path("../..", __dir__)
 abort "Cargo.toml not found in #{crate}" unless File.file?(File.join(crate, "Cargo.toml"))
 
 cargo = ENV["CARGO"] || find_executable("cargo") || File.expand_path("~/.cargo/bin/cargo")
-unless File.executable?(cargo)
-  abort "cargo (Rust) is needed to build master; install it from https://rustup.rs and retry"
-end
+abort "cargo (Rust) is needed to build master; install it from https://rustup.rs and retry" unless File.executable?(cargo)
 
 # `rake compile` shares the checkout's target/ (incremental builds); a gem
 # install builds in the extension directory and removes the build afterwards.
-shared_target = ENV["CARGO_TARGET_DIR"]
+shared_target = ENV.fetch("CARGO_TARGET_DIR", nil)
 target_dir = shared_target || File.join(Dir.pwd, "target")
 dlext = RbConfig::CONFIG["DLEXT"]
 built = File.join(target_dir, "release", "libmaster.#{RbConfig::CONFIG['SOEXT'] || 'so'}")

@@ -43,6 +43,21 @@ module MASTER
       logger: "an object that responds to warn (a Logger), or nil"
     }.freeze
 
+    path = ->(v) { (v.is_a?(String) || v.respond_to?(:to_path)) && !v.to_s.empty? }
+    # Whether a value is of each kind (the messages are KINDS).
+    CHECKS = {
+      boolean: ->(v) { [true, false].include?(v) },
+      seconds: ->(v) { v.nil? || Config.non_negative?(v, integer: false) },
+      count: ->(v) { v.nil? || Config.non_negative?(v, integer: true) },
+      positive_count: ->(v) { Config.non_negative?(v, integer: true) },
+      days: ->(v) { Config.non_negative?(v, integer: false) && v <= 36_500 },
+      path: path,
+      store: ->(v) { v.nil? || path.call(v) },
+      fraction: ->(v) { v.is_a?(Numeric) && v.real? && v.positive? && v <= 1 },
+      callable: ->(v) { v.nil? || v.respond_to?(:call) },
+      logger: ->(v) { v.nil? || v.respond_to?(:warn) }
+    }.freeze
+
     ENV_KEYS = {
       "MASTER_CHECKPOINT_DIR" => :checkpoint_dir,
       "MASTER_STORE" => :store,
@@ -92,7 +107,8 @@ module MASTER
         when %r{\Amemory://([^/]*)\z} then "memory://#{Regexp.last_match(1).empty? ? 'default' : Regexp.last_match(1)}"
         when %r{\Afile://(.+)\z} then checkpoint_dir(Regexp.last_match(1))
         when %r{\A[a-z][a-z0-9+.-]*://}i
-          raise ArgumentError, "#{name} names a store the gem does not know (#{Options.shown(value.sub(/:.*/m, '') + '://…')}); " \
+          scheme = value[/\A[^:]*/]
+          raise ArgumentError, "#{name} names a store the gem does not know (#{scheme}://…); " \
                                "give a directory, \"memory\" or a postgresql:// URL"
         else checkpoint_dir(value)
         end
@@ -100,9 +116,10 @@ module MASTER
 
       # The project's override file, if any.
       def project_file
-        named = ENV["MASTER_CONFIG"]
+        named = ENV.fetch("MASTER_CONFIG", nil)
         if named && !named.empty?
           return named if File.file?(named)
+
           if File.directory?(named)
             raise ConfigError, "MASTER_CONFIG names #{named}, which is a directory; name the config file itself " \
                                "(for example #{File.join(named, 'session_recovery.yml')})"
@@ -136,18 +153,7 @@ module MASTER
 
       # Why `value` is not of `kind`, or nil if it is.
       def problem_with(kind, value)
-        ok = case kind
-             when :boolean then [true, false].include?(value)
-             when :seconds, :count then value.nil? || non_negative?(value, integer: kind == :count)
-             when :positive_count then non_negative?(value, integer: true)
-             when :days then non_negative?(value, integer: false) && value <= 36_500
-             when :path then (value.is_a?(String) || value.respond_to?(:to_path)) && !value.to_s.empty?
-             when :store then value.nil? || ((value.is_a?(String) || value.respond_to?(:to_path)) && !value.to_s.empty?)
-             when :fraction then value.is_a?(Numeric) && value.real? && value.positive? && value <= 1
-             when :callable then value.nil? || value.respond_to?(:call)
-             when :logger then value.nil? || value.respond_to?(:warn)
-             end
-        ok ? nil : KINDS.fetch(kind)
+        CHECKS.fetch(kind).call(value) ? nil : KINDS.fetch(kind)
       end
 
       # Forget parsed files and given warnings (for tests).
@@ -164,8 +170,6 @@ module MASTER
         MASTER.logger&.warn(message)
       end
 
-      private
-
       # Counts stop well inside 64 bits; durations at a hundred years.
       LIMITS = { true => 2**62, false => Options::MAX_SECONDS }.freeze
 
@@ -175,6 +179,8 @@ module MASTER
 
         value.finite? && value >= 0 && value <= LIMITS.fetch(integer)
       end
+
+      private
 
       def load_file(path)
         @files ||= {}
@@ -196,7 +202,10 @@ module MASTER
 
         warn_unknown_sections(document, path)
         section = section_of(document, path)
-        raise ConfigError, "#{path}: `#{SECTION}:` must hold key: value pairs; got #{Options.shown(section)}" unless section.is_a?(Hash)
+        unless section.is_a?(Hash)
+          raise ConfigError,
+                "#{path}: `#{SECTION}:` must hold key: value pairs; got #{Options.shown(section)}"
+        end
 
         section.each_with_object({}) do |(key, value), settings|
           name = key.to_s.to_sym
@@ -252,7 +261,7 @@ module MASTER
 
       def from_env
         ENV_KEYS.each_with_object({}) do |(variable, key), settings|
-          text = ENV[variable]
+          text = ENV.fetch(variable, nil)
           next if text.nil? || text.strip.empty?
 
           settings[key] = env_value(variable, key, text.strip)
@@ -268,7 +277,10 @@ module MASTER
           raise ConfigError, "#{variable} must be true or false; got #{Options.shown(text)}"
         when :seconds
           seconds = Float(text, exception: false)
-          raise ConfigError, "#{variable} must be #{KINDS[:seconds]}; got #{Options.shown(text)}" unless seconds&.finite? && seconds >= 0 && seconds <= Options::MAX_SECONDS
+          unless seconds&.finite? && seconds&.between?(0, Options::MAX_SECONDS)
+            raise ConfigError,
+                  "#{variable} must be #{KINDS[:seconds]}; got #{Options.shown(text)}"
+          end
 
           seconds == seconds.to_i ? seconds.to_i : seconds
         else

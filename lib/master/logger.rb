@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+# Session recovery for long-running Ruby work (see lib/master.rb).
 module MASTER
   # The default logger: one line per warning on whatever $stderr is at the
   # time. It takes no lock, unlike ::Logger, so it also works inside a `trap`

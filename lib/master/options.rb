@@ -110,7 +110,7 @@ module MASTER
                 when Numeric then value
                 when String
                   match = value.strip.match(/\A(\d+(?:\.\d+)?)\s*([smhdw])\z/i) if value.valid_encoding?
-                  match && match[1].to_f * DURATION_UNITS.fetch(match[2].downcase)
+                  match && (match[1].to_f * DURATION_UNITS.fetch(match[2].downcase))
                 else value.respond_to?(:to_i) && !value.nil? ? value.to_i : nil
                 end
       if seconds.nil? || !seconds.real? || !seconds.finite? || seconds.negative? || seconds > MAX_SECONDS

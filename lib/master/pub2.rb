@@ -33,7 +33,8 @@ module MASTER
         # Keeps the state under another task id (nil: the default again).
         def task_id=(id)
           unless id.nil? || id.is_a?(String)
-            raise TypeError, "Session.task_id must be a String (or nil for #{DEFAULT_TASK_ID.inspect}); got #{MASTER::Options.shown(id)}"
+            raise TypeError,
+                  "Session.task_id must be a String (or nil for #{DEFAULT_TASK_ID.inspect}); got #{MASTER::Options.shown(id)}"
           end
 
           @task_id = id

@@ -45,7 +45,7 @@ module MASTER
     #   takes the queue past its budget raises BudgetExceededError, which
     #   stops the queue (and a task's own budget is enforced by its session)
     def initialize(budget: nil, name: nil, **options)
-      Options.check!(options, OPTIONS.reject { |key, _| %i[budget name].include?(key) }, "MASTER::Queue.new")
+      Options.check!(options, OPTIONS.except(:budget, :name), "MASTER::Queue.new")
       check_budget(budget)
       name = Queue.program_name if name.nil?
       name = name.to_s if name.is_a?(Symbol)
@@ -385,7 +385,8 @@ module MASTER
                                 message: @current ? "running #{@current.name}" : nil,
                                 progress: { items_processed: done, items_total: @tasks.size,
                                             percentage: @tasks.empty? ? 100.0 : (done * 100.0 / @tasks.size).round(2) },
-                                budget: { allocated: budget, spent: spent, remaining: budget && (Queue.exact(budget) - Queue.exact(spent)).to_f },
+                                budget: { allocated: budget, spent: spent,
+                                          remaining: budget && (Queue.exact(budget) - Queue.exact(spent)).to_f },
                                 state: state
                               }, store: @store)
     end
@@ -400,12 +401,17 @@ module MASTER
       return unless document && document[:status] != "completed" && document.dig(:state, :tasks)
 
       state = document[:state]
-      @run_started_at = Time.iso8601(state[:run_started_at]) rescue Time.now.utc
+      @run_started_at = begin
+        Time.iso8601(state[:run_started_at])
+      rescue StandardError
+        Time.now.utc
+      end
       @budget ||= document.dig(:budget, :allocated)
       added = @tasks.to_h { |task| [task.task_id, task] }
       @saved_ids = state[:tasks].map { |saved| saved[:task_id] }
       @tasks = state[:tasks].map do |saved|
-        task = added.delete(saved[:task_id]) || Task.new(self, saved[:name], saved[:task_id], saved[:budget], nil, from_store: true)
+        task = added.delete(saved[:task_id]) || Task.new(self, saved[:name], saved[:task_id], saved[:budget], nil,
+                                                         from_store: true)
         task.restore(saved)
         task
       end + added.values

@@ -67,7 +67,7 @@ module StoreHelpers
   end
 
   def checkpoint_files(task_id)
-    Dir[File.join(task_dir(task_id), "checkpoint_*.json")].sort
+    Dir[File.join(task_dir(task_id), "checkpoint_*.json")]
   end
 
   def read_checkpoint(task_id, number)
@@ -91,7 +91,7 @@ module StoreHelpers
 
   # Runs Ruby code in a fresh process with the gem loaded, in the current
   # directory. Returns [stdout, stderr, status].
-  def run_ruby(code, env: {}, timeout: 60)
+  def run_ruby(code, env: {})
     other_processes!
     Open3.capture3(env, RbConfig.ruby, "-I", LIB, "-rmaster", "-e", code, chdir: Dir.pwd)
   end
