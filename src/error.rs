@@ -9,7 +9,7 @@ use crate::budget::Money;
 use crate::store::layout::TaskId;
 use crate::store::Skipped;
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug)]
 pub enum Error {
@@ -59,11 +59,11 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Error::InvalidArgument(message.into())
     }
 
-    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
         // A planted symlink surfaces as ELOOP from O_NOFOLLOW: say so plainly.
         if source.raw_os_error() == Some(libc::ELOOP) {
@@ -85,7 +85,7 @@ impl Error {
         }
     }
 
-    pub fn corrupt(
+    pub(crate) fn corrupt(
         task: &TaskId,
         number: u64,
         path: impl Into<PathBuf>,
@@ -100,7 +100,7 @@ impl Error {
     }
 
     /// Every checkpoint of `task` was passed over (`skipped`, newest first).
-    pub fn no_intact_checkpoint(task: &TaskId, skipped: Vec<Skipped>) -> Self {
+    pub(crate) fn no_intact_checkpoint(task: &TaskId, skipped: Vec<Skipped>) -> Self {
         let path = skipped.first().map(|s| s.path.clone()).unwrap_or_default();
         Error::NoIntactCheckpoint {
             task_id: task.to_string(),
@@ -110,14 +110,14 @@ impl Error {
     }
 
     /// The error a caller sees: a background write failure reports its cause.
-    pub fn root(&self) -> &Error {
+    pub(crate) fn root(&self) -> &Error {
         match self {
             Error::BackgroundWrite { source, .. } => source.root(),
             other => other,
         }
     }
 
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
 }

@@ -66,13 +66,13 @@ mod active {
         Ok(points)
     }
 
-    pub fn configure(spec: &str) -> Result<(), String> {
+    pub(crate) fn configure(spec: &str) -> Result<(), String> {
         let parsed = parse(spec)?;
         *points().lock().unwrap_or_else(|p| p.into_inner()) = parsed;
         Ok(())
     }
 
-    pub fn hit(kind: &str, step: &str) -> io::Result<()> {
+    pub(crate) fn hit(kind: &str, step: &str) -> io::Result<()> {
         let mut points = points().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(point) = points
             .iter_mut()
@@ -88,10 +88,10 @@ mod active {
 }
 
 #[cfg(feature = "failpoints")]
-pub use active::{configure, hit};
+pub(crate) use active::{configure, hit};
 
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
-pub fn hit(_kind: &str, _step: &str) -> std::io::Result<()> {
+pub(crate) fn hit(_kind: &str, _step: &str) -> std::io::Result<()> {
     Ok(())
 }

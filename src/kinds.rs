@@ -16,7 +16,7 @@
 //!
 //! A document's `kinds` is the node of the whole document, so
 //! `{"members":{"state":{"string_keys":true}}}` says the state's keys are
-//! Strings. The encoder (`ruby_api::convert`) writes these nodes as it walks
+//! Strings. The encoder (`ruby_api::encode`) writes these nodes as it walks
 //! the data; this module reads them back into a tree the decoder follows.
 
 use std::collections::{HashMap, HashSet};
@@ -26,23 +26,23 @@ use serde_json::value::RawValue;
 
 /// The kind of one value, where it is not the default.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A Symbol value (a string in the JSON).
     Symbol,
     Container(Container),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Container {
-    pub keys: KeyKinds,
-    pub members: HashMap<String, Kind>,
-    pub items: HashMap<usize, Kind>,
-    pub each: Option<Box<Kind>>,
+pub(crate) struct Container {
+    pub(crate) keys: KeyKinds,
+    pub(crate) members: HashMap<String, Kind>,
+    pub(crate) items: HashMap<usize, Kind>,
+    pub(crate) each: Option<Box<Kind>>,
 }
 
 /// Which keys of a Hash are Strings (the rest are Symbols).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum KeyKinds {
+pub(crate) enum KeyKinds {
     #[default]
     Symbols,
     Strings,
@@ -52,7 +52,7 @@ pub enum KeyKinds {
 impl KeyKinds {
     /// True when `key` comes back as a String.
     #[inline]
-    pub fn is_string(&self, key: &str) -> bool {
+    pub(crate) fn is_string(&self, key: &str) -> bool {
         match self {
             KeyKinds::Symbols => false,
             KeyKinds::Strings => true,
@@ -63,7 +63,7 @@ impl KeyKinds {
 
 impl Kind {
     /// The node of member `key` of a Hash node.
-    pub fn member(&self, key: &str) -> Option<&Kind> {
+    pub(crate) fn member(&self, key: &str) -> Option<&Kind> {
         match self {
             Kind::Container(c) => c.members.get(key),
             Kind::Symbol => None,
@@ -71,14 +71,14 @@ impl Kind {
     }
 
     /// The node of item `index` of an Array node.
-    pub fn item(&self, index: usize) -> Option<&Kind> {
+    pub(crate) fn item(&self, index: usize) -> Option<&Kind> {
         match self {
             Kind::Container(c) => c.each.as_deref().or_else(|| c.items.get(&index)),
             Kind::Symbol => None,
         }
     }
 
-    pub fn keys(&self) -> &KeyKinds {
+    pub(crate) fn keys(&self) -> &KeyKinds {
         static SYMBOLS: KeyKinds = KeyKinds::Symbols;
         match self {
             Kind::Container(c) => &c.keys,
@@ -87,7 +87,7 @@ impl Kind {
     }
 
     /// Parses a node; `Err` says what is wrong with it.
-    pub fn parse(json: &str) -> Result<Kind, String> {
+    pub(crate) fn parse(json: &str) -> Result<Kind, String> {
         let raw: RawNode = serde_json::from_str(json).map_err(|e| format!("kinds: {e}"))?;
         raw.into_kind(0)
     }
@@ -121,8 +121,9 @@ enum RawKeys {
     Listed(Vec<String>),
 }
 
-/// Data nests at most this deep (`ruby_api::convert::MAX_DEPTH`), so its
-/// kinds do too; a deeper node is not one the encoder wrote.
+/// Data is read back at most this deep (serde_json's recursion limit; the
+/// encoder stops sooner, at `ruby_api::encode::MAX_DEPTH`), so its kinds
+/// are too; a deeper node is not one the encoder wrote.
 const MAX_DEPTH: usize = 128;
 
 impl RawNode {
@@ -173,7 +174,10 @@ impl RawNode {
 
 /// The node of a document member (`state`, `error`), borrowed raw from the
 /// document's `kinds`, or `None` when that member has no exceptions.
-pub fn member_json<'a>(kinds: &'a str, member: &str) -> Result<Option<&'a RawValue>, String> {
+pub(crate) fn member_json<'a>(
+    kinds: &'a str,
+    member: &str,
+) -> Result<Option<&'a RawValue>, String> {
     #[derive(Deserialize)]
     struct Doc<'a> {
         #[serde(borrow, default)]
@@ -184,14 +188,14 @@ pub fn member_json<'a>(kinds: &'a str, member: &str) -> Result<Option<&'a RawVal
 }
 
 /// Writes kinds nodes, bottom-up, as the encoder leaves each value.
-pub mod write {
+pub(crate) mod write {
     use std::borrow::Cow;
 
     /// A finished node's JSON text.
-    pub type Node = Cow<'static, [u8]>;
+    pub(crate) type Node = Cow<'static, [u8]>;
 
-    pub const SYMBOL: &[u8] = br#""symbol""#;
-    pub const STRING_KEYS: &[u8] = br#"{"string_keys":true}"#;
+    pub(crate) const SYMBOL: &[u8] = br#""symbol""#;
+    pub(crate) const STRING_KEYS: &[u8] = br#"{"string_keys":true}"#;
 
     fn key_json(out: &mut Vec<u8>, key: &str) {
         serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
@@ -199,7 +203,7 @@ pub mod write {
 
     /// The node of a Hash: which keys are Strings (`None`: none; `Some(None)`:
     /// all; `Some(Some(list))`: these), and the nodes of members that have one.
-    pub fn hash(
+    pub(crate) fn hash(
         string_keys: Option<Option<&[String]>>,
         members: &[(String, Node)],
     ) -> Option<Node> {
@@ -244,7 +248,7 @@ pub mod write {
     }
 
     /// The node of an Array whose every item has the node `item`.
-    pub fn each(item: &[u8]) -> Node {
+    pub(crate) fn each(item: &[u8]) -> Node {
         let mut out = Vec::with_capacity(item.len() + 10);
         out.extend_from_slice(br#"{"each":"#);
         out.extend_from_slice(item);
@@ -254,7 +258,7 @@ pub mod write {
 
     /// The node of an Array of `len` items from the nodes of those that have
     /// one: `each` when every item has the same node.
-    pub fn array(len: usize, items: &[(usize, Node)]) -> Option<Node> {
+    pub(crate) fn array(len: usize, items: &[(usize, Node)]) -> Option<Node> {
         if items.is_empty() {
             return None;
         }
@@ -275,7 +279,7 @@ pub mod write {
     }
 
     /// A document's `kinds` from the nodes of its members.
-    pub fn document(members: &[(&str, &[u8])]) -> Option<Vec<u8>> {
+    pub(crate) fn document(members: &[(&str, &[u8])]) -> Option<Vec<u8>> {
         let owned: Vec<(String, Node)> = members
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Cow::Owned(v.to_vec())))

@@ -6,17 +6,18 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::Duration;
 
-pub fn coarse_now_ms() -> u64 {
+pub(crate) fn coarse_now_ms() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    // SAFETY: `ts` is ours to write; the clock id is a constant the kernel knows.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 #[derive(Debug)]
-pub struct Ticker {
+pub(crate) struct Ticker {
     progress: AtomicU64,
     /// Progress covered by the last checkpoint: items since then are
     /// `progress - covered`, so a tick needs one atomic add, not two.
@@ -31,7 +32,7 @@ pub struct Ticker {
 
 impl Ticker {
     /// `None` (or zero) turns a trigger off.
-    pub fn new(every_items: Option<u64>, every: Option<Duration>) -> Ticker {
+    pub(crate) fn new(every_items: Option<u64>, every: Option<Duration>) -> Ticker {
         let every_ms = every.map_or(0, |d| (d.as_millis() as u64).max(1));
         Ticker {
             progress: AtomicU64::new(0),
@@ -47,7 +48,7 @@ impl Ticker {
     /// checkpoint now, `None` (and nothing counted) when the count would
     /// pass `u64::MAX` — an error, never a wrapped count.
     #[inline]
-    pub fn tick(&self, items: u64) -> Option<bool> {
+    pub(crate) fn tick(&self, items: u64) -> Option<bool> {
         let before = self
             .progress
             .fetch_update(Relaxed, Relaxed, |p| p.checked_add(items))
@@ -60,29 +61,29 @@ impl Ticker {
     }
 
     /// Gives up a claim without writing (the write failed).
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.claimed.store(false, Release);
     }
 
-    pub fn progress(&self) -> u64 {
+    pub(crate) fn progress(&self) -> u64 {
         self.progress.load(Relaxed)
     }
 
     /// Sets the count (an explicit `progress:`, a restore); counting toward
     /// the next checkpoint starts again from there.
-    pub fn set_progress(&self, items: u64) {
+    pub(crate) fn set_progress(&self, items: u64) {
         self.progress.store(items, Relaxed);
         self.covered.store(items, Relaxed);
     }
 
     /// Items counted since the last checkpoint; pass it to `rearm` once the
     /// checkpoint that includes them is written.
-    pub fn since_checkpoint(&self) -> u64 {
+    pub(crate) fn since_checkpoint(&self) -> u64 {
         self.progress().saturating_sub(self.covered.load(Relaxed))
     }
 
     /// Starts the next period after a checkpoint that covered `covered` items.
-    pub fn rearm(&self, covered: u64) {
+    pub(crate) fn rearm(&self, covered: u64) {
         let progress = self.progress();
         let _ = self.covered.fetch_update(Relaxed, Relaxed, |c| {
             Some(c.saturating_add(covered).min(progress))
@@ -92,7 +93,7 @@ impl Ticker {
         self.claimed.store(false, Release);
     }
 
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.set_progress(0);
         self.rearm(0);
     }

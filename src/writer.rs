@@ -17,11 +17,11 @@ use crate::error::{Error, Result};
 
 /// A queued write; returns the checkpoint number written. It may run again
 /// after a failure.
-pub type Job = Box<dyn FnMut() -> Result<u64> + Send>;
+pub(crate) type Job = Box<dyn FnMut() -> Result<u64> + Send>;
 
 /// How many captured checkpoints may wait; a caller past this waits for the
 /// writer (backpressure), so memory stays bounded when the disk is slow.
-pub const MAX_QUEUED: usize = 64;
+pub(crate) const MAX_QUEUED: usize = 64;
 
 #[derive(Default)]
 struct Queue {
@@ -189,7 +189,7 @@ impl Handle {
 
 /// A session's writer. Only callers lock it, never the writer thread.
 #[derive(Default)]
-pub struct Slot {
+pub(crate) struct Slot {
     handle: Mutex<Option<Handle>>,
 }
 
@@ -220,7 +220,11 @@ impl Slot {
     /// with several threads checkpointing. A background failure not yet
     /// reported is returned after the capture is queued (nothing captured is
     /// ever dropped), and the writer tries the failed writes again.
-    pub fn enqueue<T>(&self, name: &str, capture: impl FnOnce() -> Result<(T, Job)>) -> Result<T> {
+    pub(crate) fn enqueue<T>(
+        &self,
+        name: &str,
+        capture: impl FnOnce() -> Result<(T, Job)>,
+    ) -> Result<T> {
         if let Some(shared) = self.shared() {
             shared.wait_for_room(); // outside the slot's lock
         }
@@ -237,7 +241,7 @@ impl Slot {
     }
 
     /// Waits for every queued write. `Ok(None)` if nothing was ever written.
-    pub fn flush(&self) -> Result<Option<u64>> {
+    pub(crate) fn flush(&self) -> Result<Option<u64>> {
         match self.shared() {
             Some(shared) => shared.flush(),
             None => Ok(None),
@@ -246,13 +250,13 @@ impl Slot {
 
     /// True when a caller would have to wait for room (so should first let
     /// other threads run, then call `wait_for_room`).
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.shared()
             .is_some_and(|shared| lock(&shared.queue).jobs.len() >= MAX_QUEUED)
     }
 
     /// Waits until the queue has room.
-    pub fn wait_for_room(&self) {
+    pub(crate) fn wait_for_room(&self) {
         if let Some(shared) = self.shared() {
             shared.wait_for_room();
         }

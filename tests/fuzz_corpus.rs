@@ -14,8 +14,9 @@
 //! record with `UPDATE_FUZZ_VERDICTS=1 cargo test --test fuzz_corpus` and
 //! review the diff.
 
+// `pub` for the fuzz crate, which uses all of it; here only part is used.
 #[path = "../fuzz/src/checks.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 mod checks;
 
 use std::collections::BTreeMap;
@@ -186,15 +187,15 @@ fn fixed_defects_keep_their_verdicts() {
     // Caches naming checkpoint 18446744073709551615 (no successor: the
     // freshness checks' `latest + 1` overflowed): refused, rebuilt instead.
     let input = regression("parse_summary", "latest-checkpoint-without-successor.json");
-    let text = master::store::seal::verify(&input).expect("correctly sealed");
-    assert!(serde_json::from_slice::<master::store::TaskSummary>(text).is_err());
+    let text = master::testing::seal::verify(&input).expect("correctly sealed");
+    assert!(serde_json::from_slice::<master::testing::TaskSummary>(text).is_err());
     assert!(verdicts(checks::parse_summary(&input)).starts_with("raw_metadata=rejected"));
     let input = regression(
         "parse_summary",
         "index-row-latest-checkpoint-without-successor.json",
     );
-    let text = master::store::seal::verify(&input).expect("correctly sealed");
-    assert!(serde_json::from_slice::<master::store::summary::IndexFile>(text).is_err());
+    let text = master::testing::seal::verify(&input).expect("correctly sealed");
+    assert!(serde_json::from_slice::<master::testing::IndexFile>(text).is_err());
     assert_eq!(
         verdicts(checks::parse_summary(&input)),
         "raw_metadata=rejected raw_index=rejected sealed_metadata=rejected sealed_index=rejected"

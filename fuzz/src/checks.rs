@@ -18,14 +18,11 @@ use chrono::{DateTime, Utc};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use master::budget::{Budget, Money};
-use master::checkpoint::{
-    json_bytes, parse_timestamp, BudgetFigures, CheckpointView, Draft, Host, Progress, Status,
+use master::testing::{
+    checkpoint_file_name, json_bytes, parse_checkpoint_file_name, parse_timestamp, persistence,
+    seal, verify_checkpoint, Budget, BudgetFigures, CheckpointView, CleanupRule, Draft, Host,
+    IndexFile, Money, Progress, Status, TaskId, TaskSummary,
 };
-use master::persistence;
-use master::store::layout::{checkpoint_file_name, parse_checkpoint_file_name, TaskId};
-use master::store::summary::{IndexFile, TaskSummary};
-use master::store::{seal, verify_checkpoint, CleanupRule};
 
 /// The task id and number the `raw`/`sealed` checkpoint views are also
 /// checked against (the seeds are checkpoint 1 of task "t").
@@ -466,7 +463,7 @@ pub fn persistence_document(data: &[u8]) -> Outcome {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.get())
     };
-    for name in master::persistence::ENVELOPE {
+    for name in persistence::ENVELOPE {
         assert!(get(name).is_some(), "the envelope lacks {name}");
     }
     assert_eq!(get("sequence"), Some("0"));

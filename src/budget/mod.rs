@@ -25,7 +25,7 @@ pub enum BudgetEvent {
 }
 
 impl BudgetEvent {
-    pub fn message(&self, task_id: &str) -> String {
+    pub(crate) fn message(&self, task_id: &str) -> String {
         match self {
             BudgetEvent::NearLimit {
                 spent,
@@ -46,7 +46,7 @@ impl BudgetEvent {
 }
 
 /// A cost must not be negative: costs only add up.
-pub fn check_cost(amount: Money) -> Result<()> {
+pub(crate) fn check_cost(amount: Money) -> Result<()> {
     if amount.is_negative() {
         return Err(Error::invalid(format!(
             "amount must not be negative (costs only add up); got {amount}"
@@ -86,11 +86,11 @@ impl Budget {
         self.warned_over = self.over();
     }
 
-    pub fn allocated(&self) -> Option<Money> {
+    pub(crate) fn allocated(&self) -> Option<Money> {
         self.allocated
     }
 
-    pub fn spent(&self) -> Money {
+    pub(crate) fn spent(&self) -> Money {
         self.spent
     }
 

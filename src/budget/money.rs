@@ -7,16 +7,17 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 /// Decimal places kept; finer amounts are rounded half to even.
-pub const SCALE_DIGITS: u32 = 12;
+pub(super) const SCALE_DIGITS: u32 = 12;
 pub(super) const SCALE: i128 = 1_000_000_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
 pub struct Money(i128);
 
 impl Money {
-    pub const ZERO: Money = Money(0);
+    pub(crate) const ZERO: Money = Money(0);
 
-    pub fn from_units(units: i128) -> Money {
+    #[cfg(test)]
+    pub(crate) fn from_units(units: i128) -> Money {
         Money(units)
     }
 
@@ -24,7 +25,7 @@ impl Money {
         self.0
     }
 
-    pub fn from_dollars(whole: i64) -> Money {
+    pub(crate) fn from_dollars(whole: i64) -> Money {
         Money(whole as i128 * SCALE)
     }
 
@@ -67,11 +68,11 @@ impl Money {
         self.0.checked_sub(other.0).map(Money)
     }
 
-    pub fn is_negative(self) -> bool {
+    pub(crate) fn is_negative(self) -> bool {
         self.0 < 0
     }
 
-    pub fn is_zero(self) -> bool {
+    pub(crate) fn is_zero(self) -> bool {
         self.0 == 0
     }
 

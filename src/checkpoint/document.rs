@@ -16,28 +16,28 @@ use super::{
 /// Why a checkpoint failed, as `checkpoint_error` records it.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ErrorInfo {
-    pub class: String,
-    pub message: String,
-    pub backtrace: Vec<String>,
+    pub(crate) class: String,
+    pub(crate) message: String,
+    pub(crate) backtrace: Vec<String>,
     /// Raw JSON of the item being processed, if given.
     #[serde(serialize_with = "raw_or_null")]
-    pub item: Option<Box<RawValue>>,
+    pub(crate) item: Option<Box<RawValue>>,
     #[serde(serialize_with = "raw_or_null")]
-    pub context: Option<Box<RawValue>>,
+    pub(crate) context: Option<Box<RawValue>>,
     /// What was recorded other than as given (an item that is not plain
     /// data is kept as its `inspect`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// The kinds nodes of `item` and `context` (see `kinds`).
     #[serde(skip)]
-    pub item_kinds: Option<Vec<u8>>,
+    pub(crate) item_kinds: Option<Vec<u8>>,
     #[serde(skip)]
-    pub context_kinds: Option<Vec<u8>>,
+    pub(crate) context_kinds: Option<Vec<u8>>,
 }
 
 impl ErrorInfo {
     /// The kinds node of the `error` member, if it has exceptions.
-    pub fn kinds(&self) -> Option<Vec<u8>> {
+    pub(crate) fn kinds(&self) -> Option<Vec<u8>> {
         let parts: Vec<(&str, &[u8])> =
             [("item", &self.item_kinds), ("context", &self.context_kinds)]
                 .into_iter()
@@ -69,7 +69,7 @@ pub fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 }
 
 impl<'a> Document<'a> {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Document::default()
     }
 
@@ -86,7 +86,7 @@ impl<'a> Document<'a> {
     /// Appends a member the caller knows is not there yet, without the
     /// search `set_raw` makes (which would make building a document of n
     /// members O(n²)).
-    pub fn push_raw(&mut self, key: impl Into<Cow<'a, str>>, raw: impl Into<Cow<'a, [u8]>>) {
+    pub(crate) fn push_raw(&mut self, key: impl Into<Cow<'a, str>>, raw: impl Into<Cow<'a, [u8]>>) {
         self.members.push((key.into(), raw.into()));
     }
 
@@ -94,23 +94,8 @@ impl<'a> Document<'a> {
         self.set_raw(key, json_bytes(value));
     }
 
-    pub fn contains(&self, key: &str) -> bool {
-        self.members.iter().any(|(k, _)| k == key)
-    }
-
-    pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.members
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_ref())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
     /// Writes `{"k":v,"k2":v2` — no closing brace: the seal closes it.
-    pub fn write_open_object(
+    pub(crate) fn write_open_object(
         &self,
         mut out: impl FnMut(&[u8]) -> io::Result<()>,
     ) -> io::Result<()> {
@@ -201,7 +186,7 @@ impl<'a> Draft<'a> {
         doc
     }
 
-    pub fn facts(&self) -> Facts {
+    pub(crate) fn facts(&self) -> Facts {
         Facts {
             status: self.status,
             timestamp: format_timestamp(self.timestamp),
@@ -218,16 +203,16 @@ impl<'a> Draft<'a> {
 /// What the task summary (metadata.json, index.json) needs from a checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Facts {
-    pub status: Status,
-    pub timestamp: String,
-    pub progress: Progress,
-    pub budget: BudgetFigures,
-    pub message: Option<String>,
-    pub failures: u32,
-    pub retries: u32,
+    pub(crate) status: Status,
+    pub(crate) timestamp: String,
+    pub(crate) progress: Progress,
+    pub(crate) budget: BudgetFigures,
+    pub(crate) message: Option<String>,
+    pub(crate) failures: u32,
+    pub(crate) retries: u32,
     /// `written_at`, when the document has it (older ones do not).
-    pub written_at: Option<String>,
+    pub(crate) written_at: Option<String>,
 }
 
 /// The member that holds the document's key and value kinds (`kinds`).
-pub const KINDS_MEMBER: &str = "ruby_kinds";
+pub(crate) const KINDS_MEMBER: &str = "ruby_kinds";

@@ -14,12 +14,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::budget::Money;
-pub use document::{json_bytes, Document, Draft, ErrorInfo, Facts, KINDS_MEMBER};
+pub use document::{json_bytes, Draft};
+pub(crate) use document::{Document, ErrorInfo, Facts, KINDS_MEMBER};
 pub use host::Host;
-pub use view::{readable_json, validate_raw_json, CheckpointView};
+#[cfg(test)]
+pub(crate) use view::validate_raw_json;
+pub use view::CheckpointView;
 
 /// What every file says in `"version"`.
-pub const FORMAT_VERSION: &str = "52.0";
+pub(crate) const FORMAT_VERSION: &str = "52.0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -31,7 +34,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Running => "running",
             Status::Completed => "completed",
@@ -43,11 +46,11 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Progress {
     #[serde(default)]
-    pub items_processed: u64,
+    pub(crate) items_processed: u64,
     #[serde(default)]
-    pub items_total: Option<u64>,
+    pub(crate) items_total: Option<u64>,
     #[serde(default, deserialize_with = "nearest_float")]
-    pub percentage: Option<f64>,
+    pub(crate) percentage: Option<f64>,
 }
 
 /// A JSON number read as the nearest Float. serde_json's default parser
@@ -108,7 +111,7 @@ impl BudgetFigures {
     /// written as its exact decimal, which is a JSON number: what a
     /// checkpoint holds. (Through a Float, an amount of more than 15
     /// significant digits would come back changed.)
-    pub fn exact_json(&self) -> Vec<u8> {
+    pub(crate) fn exact_json(&self) -> Vec<u8> {
         let amount = |m: Option<Money>| m.map_or_else(|| "null".to_owned(), |m| m.to_string());
         format!(
             r#"{{"allocated":{},"spent":{},"remaining":{}}}"#,
@@ -173,7 +176,7 @@ impl<'de> Deserialize<'de> for BudgetFigures {
     }
 }
 
-pub fn format_timestamp(time: DateTime<Utc>) -> String {
+pub(crate) fn format_timestamp(time: DateTime<Utc>) -> String {
     // Whole seconds, `Z`: the seed's form, and what `jq fromdate` accepts.
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -181,7 +184,7 @@ pub fn format_timestamp(time: DateTime<Utc>) -> String {
 /// The time a checkpoint was written, to the nanosecond: what orders
 /// checkpoints of different tasks by recency (two written in one second
 /// have the same `timestamp`). Always nine digits, so the text sorts.
-pub fn format_precise(time: DateTime<Utc>) -> String {
+pub(crate) fn format_precise(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
@@ -192,7 +195,7 @@ pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// JSON text as an error message shows it: cut short.
-pub fn shown_json(json: &str) -> String {
+pub(crate) fn shown_json(json: &str) -> String {
     if json.chars().count() <= 80 {
         return json.to_owned();
     }

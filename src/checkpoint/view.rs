@@ -7,14 +7,17 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::{parse_timestamp, BudgetFigures, Facts, Host, Progress, Status};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A checkpoint file as read: envelope parsed, `state` and `error` left raw.
 #[derive(Debug, Deserialize)]
 pub struct CheckpointView<'a> {
     pub task_id: String,
+    // Never read, but a member of the struct, so a file with "version"
+    // twice is refused like any other repeated member.
+    #[expect(dead_code, reason = "parsed only for serde's duplicate check")]
     #[serde(default, deserialize_with = "lenient")]
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     pub timestamp: String,
     #[serde(default)]
     pub sequence: Option<u64>,
@@ -44,7 +47,7 @@ pub struct CheckpointView<'a> {
     #[serde(default, deserialize_with = "lenient")]
     pub metadata: Host,
     #[serde(default, deserialize_with = "lenient")]
-    pub written_at: Option<String>,
+    pub(crate) written_at: Option<String>,
     #[serde(default, borrow, rename = "ruby_kinds")]
     pub kinds: Option<&'a RawValue>,
 }
@@ -109,21 +112,22 @@ impl<'a> CheckpointView<'a> {
     }
 }
 
-/// Rejects state bytes that are not one JSON value restore can read back;
-/// used where raw JSON comes from outside the Ruby converter.
-pub fn validate_raw_json(bytes: &[u8]) -> Result<()> {
+/// Rejects state bytes that are not one JSON value restore can read back.
+#[cfg(test)]
+pub(crate) fn validate_raw_json(bytes: &[u8]) -> Result<()> {
+    use crate::error::Error;
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Error::invalid(format!("data is not valid JSON: {e}")))?;
     readable_json(text).map_err(|e| Error::invalid(format!("data is not valid JSON: {e}")))
 }
 
 /// Whether restore can read this JSON back, checked the way it reads it
-/// (`ruby_api::convert::from_json`: serde_json's `deserialize_any`, default
+/// (`ruby_api::decode`: serde_json's `deserialize_any`, default
 /// recursion limit of 128) but building nothing. A borrowed `RawValue` only
 /// checks the syntax: a number out of range (`1e400`), an unpaired
 /// `"\ud800"` or nesting deeper than the limit pass it, and a checkpoint
 /// reported intact would then fail to restore instead of being skipped.
-pub fn readable_json(json: &str) -> Result<(), String> {
+pub(crate) fn readable_json(json: &str) -> Result<(), String> {
     use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
     struct Value;

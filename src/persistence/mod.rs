@@ -24,7 +24,7 @@ pub use document::{document, ENVELOPE};
 /// it: what its envelope says (never its state, which may be large), or
 /// why it cannot be read.
 #[derive(Debug, Clone)]
-pub enum HistoryEntry {
+pub(crate) enum HistoryEntry {
     Intact {
         number: u64,
         facts: Box<Facts>,
@@ -36,30 +36,30 @@ pub enum HistoryEntry {
 
 /// The storage layer over one store.
 #[derive(Debug, Clone)]
-pub struct Persistence {
+pub(crate) struct Persistence {
     store: Store,
 }
 
 impl Persistence {
-    pub fn open(spec: &StoreSpec) -> Result<Persistence> {
+    pub(crate) fn open(spec: &StoreSpec) -> Result<Persistence> {
         Ok(Persistence {
             store: Store::open(spec)?,
         })
     }
 
     /// Where the store is, for people.
-    pub fn location(&self) -> String {
+    pub(crate) fn location(&self) -> String {
         self.store.location()
     }
 
     /// Where one task's checkpoints are, for people.
-    pub fn task_location(&self, task: &TaskId) -> String {
+    pub(crate) fn task_location(&self, task: &TaskId) -> String {
         self.store.task_location(task)
     }
 
     /// Stores the caller's document (JSON, and the kinds of its keys and
     /// values) as the next checkpoint of `task`.
-    pub fn save(
+    pub(crate) fn save(
         &self,
         task: &TaskId,
         user_json: &[u8],
@@ -80,7 +80,7 @@ impl Persistence {
 
     /// The latest intact checkpoint, and warnings for the damaged ones
     /// passed over; an error when there are checkpoints and none is intact.
-    pub fn load(&self, task: &TaskId) -> Result<(Option<Found>, Vec<String>)> {
+    pub(crate) fn load(&self, task: &TaskId) -> Result<(Option<Found>, Vec<String>)> {
         let lookup = self.store.find(task, Pick::Latest)?;
         let warnings = lookup.warnings(task);
         match lookup.found {
@@ -90,27 +90,27 @@ impl Persistence {
         }
     }
 
-    pub fn list(&self) -> Result<Listing> {
+    pub(crate) fn list(&self) -> Result<Listing> {
         self.store.list()
     }
 
-    pub fn summary(&self, task: &TaskId) -> Result<(Option<TaskSummary>, Vec<String>)> {
+    pub(crate) fn summary(&self, task: &TaskId) -> Result<(Option<TaskSummary>, Vec<String>)> {
         self.store.summary_with_warnings(task)
     }
 
-    pub fn numbers(&self, task: &TaskId) -> Result<Vec<u64>> {
+    pub(crate) fn numbers(&self, task: &TaskId) -> Result<Vec<u64>> {
         self.store.numbers(task)
     }
 
-    pub fn read(&self, task: &TaskId, number: u64) -> Result<Found> {
+    pub(crate) fn read(&self, task: &TaskId, number: u64) -> Result<Found> {
         self.store.read(task, number)
     }
 
-    pub fn remove(&self, task: &TaskId) -> Result<bool> {
+    pub(crate) fn remove(&self, task: &TaskId) -> Result<bool> {
         self.store.remove(task)
     }
 
-    pub fn cleanup(
+    pub(crate) fn cleanup(
         &self,
         rule: &CleanupRule,
         now: DateTime<Utc>,
@@ -122,7 +122,7 @@ impl Persistence {
     /// Every checkpoint of `task`, oldest first. Each is verified as a
     /// restore would; only its envelope is kept, so memory stays one
     /// checkpoint's worth.
-    pub fn history(&self, task: &TaskId) -> Result<Vec<HistoryEntry>> {
+    pub(crate) fn history(&self, task: &TaskId) -> Result<Vec<HistoryEntry>> {
         let mut entries = Vec::new();
         for number in self.store.numbers(task)? {
             match self.store.read(task, number) {

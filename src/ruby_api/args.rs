@@ -1,25 +1,21 @@
 //! Arguments from Ruby, converted to what the core takes, with messages that
 //! name the argument and show the value.
 
-use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{prelude::*, Error, Ruby, Symbol, Value};
-use rb_sys::VALUE;
 
-use super::encode::{class_name, to_json};
+use super::encode::{class_of, to_json};
 use super::errors::{arg_error, type_error};
 use crate::budget::Money;
 
 /// `value.inspect`, cut short, never raising.
-pub fn inspect(ruby: &Ruby, value: VALUE) -> String {
-    let value = unsafe { Value::from_raw(value) };
+pub(super) fn inspect_value(value: Value) -> String {
     let text = value
         .funcall::<_, _, String>("inspect", ())
-        .unwrap_or_else(|_| format!("#<{}>", class_name(value.as_raw())));
-    let _ = ruby;
+        .unwrap_or_else(|_| format!("#<{}>", class_of(value)));
     shorten(&text, 80)
 }
 
-pub fn shorten(text: &str, max: usize) -> String {
+pub(super) fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }
@@ -29,19 +25,13 @@ pub fn shorten(text: &str, max: usize) -> String {
 }
 
 fn describe(value: Value) -> String {
-    let class = class_name(value.as_raw());
+    let class = class_of(value);
     format!("{} ({class})", inspect_value(value))
-}
-
-/// `value.inspect`, cut short, never raising.
-pub fn inspect_value(value: Value) -> String {
-    let ruby = Ruby::get_with(value);
-    inspect(&ruby, value.as_raw())
 }
 
 /// An amount of dollars: Integer, Float, Rational or BigDecimal, finite.
 /// Sign is checked by the caller, which knows what the amount is for.
-pub fn money(value: Value, name: &str) -> Result<Money, Error> {
+pub(super) fn money(value: Value, name: &str) -> Result<Money, Error> {
     let ruby = Ruby::get_with(value);
     let bad = |why: &str| arg_error(format!("{name} {why}; got {}", describe(value)));
     if let Some(int) = magnus::Integer::from_value(value) {
@@ -64,7 +54,7 @@ pub fn money(value: Value, name: &str) -> Result<Money, Error> {
         let d = rational.den().to_i64().map_err(|_| bad("is too large"))?;
         return Money::from_ratio(n as i128, d as i128).map_err(|_| bad("is too large"));
     }
-    if value.is_kind_of(ruby.class_numeric()) && class_name(value.as_raw()) == "BigDecimal" {
+    if value.is_kind_of(ruby.class_numeric()) && class_of(value) == "BigDecimal" {
         let text: String = value.funcall("to_s", ("F",))?;
         return text
             .parse()
@@ -76,7 +66,7 @@ pub fn money(value: Value, name: &str) -> Result<Money, Error> {
 }
 
 /// A count of items: a non-negative Integer.
-pub fn count(value: Value, name: &str) -> Result<u64, Error> {
+pub(super) fn count(value: Value, name: &str) -> Result<u64, Error> {
     if let Some(int) = magnus::Integer::from_value(value) {
         return match int.to_i64() {
             Ok(n) if n >= 0 => Ok(n as u64),
@@ -96,7 +86,7 @@ pub fn count(value: Value, name: &str) -> Result<u64, Error> {
     )))
 }
 
-pub fn optional_count(value: Value, name: &str) -> Result<Option<u64>, Error> {
+pub(super) fn optional_count(value: Value, name: &str) -> Result<Option<u64>, Error> {
     if value.is_nil() {
         Ok(None)
     } else {
@@ -105,7 +95,7 @@ pub fn optional_count(value: Value, name: &str) -> Result<Option<u64>, Error> {
 }
 
 /// A checkpoint number: a positive Integer.
-pub fn checkpoint_number(value: Value, name: &str) -> Result<u64, Error> {
+pub(super) fn checkpoint_number(value: Value, name: &str) -> Result<u64, Error> {
     match count(value, name)? {
         0 => Err(arg_error(format!(
             "{name} must be a checkpoint number (1 or more); got 0"
@@ -115,7 +105,7 @@ pub fn checkpoint_number(value: Value, name: &str) -> Result<u64, Error> {
 }
 
 /// A String (or Symbol) argument, as UTF-8.
-pub fn text(value: Value, name: &str) -> Result<String, Error> {
+pub(super) fn text(value: Value, name: &str) -> Result<String, Error> {
     let ruby = Ruby::get_with(value);
     let string = if let Some(symbol) = Symbol::from_value(value) {
         symbol.name()?.into_owned()
@@ -131,7 +121,7 @@ pub fn text(value: Value, name: &str) -> Result<String, Error> {
     Ok(string)
 }
 
-pub fn optional_text(value: Value, name: &str) -> Result<Option<String>, Error> {
+pub(super) fn optional_text(value: Value, name: &str) -> Result<Option<String>, Error> {
     if value.is_nil() {
         Ok(None)
     } else {

@@ -1,5 +1,9 @@
 //! JSON bytes to Ruby objects, built straight from the parser: Symbol keys
 //! and String values, or the kinds `crate::kinds` recorded for them.
+//!
+//! Decoding runs inside Ruby methods (through `data_value`), so the GVL is
+//! held, as the rb_sys calls below need; each new object stays on the stack,
+//! where Ruby's GC finds it, until its parent holds it.
 
 use std::ffi::c_long;
 use std::fmt;
@@ -40,18 +44,23 @@ impl<'de> Visitor<'de> for RubyVisitor {
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<VALUE, E> {
+        // SAFETY: any i64 is accepted; the GVL is held (see the module comment).
         Ok(unsafe { rb_sys::rb_ll2inum(v) })
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<VALUE, E> {
+        // SAFETY: any u64 is accepted; the GVL is held (see the module comment).
         Ok(unsafe { rb_sys::rb_ull2inum(v) })
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<VALUE, E> {
+        // SAFETY: any f64 is accepted; the GVL is held (see the module comment).
         Ok(unsafe { rb_sys::rb_float_new(v) })
     }
 
     fn visit_str<E>(self, v: &str) -> Result<VALUE, E> {
+        // SAFETY: `v` is UTF-8, valid for its `len()` bytes, which Ruby
+        // copies; the GVL is held (see the module comment).
         Ok(unsafe { rb_sys::rb_utf8_str_new(v.as_ptr() as *const _, v.len() as c_long) })
     }
 
@@ -66,18 +75,24 @@ impl<'de> Visitor<'de> for RubyVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<VALUE, A::Error> {
         let capacity = seq.size_hint().unwrap_or(0).min(1 << 16);
         // `array` lives on this stack frame, where Ruby's GC sees it.
+        // SAFETY: the GVL is held (see the module comment).
         let array = unsafe { rb_sys::rb_ary_new_capa(capacity as c_long) };
         while let Some(item) = seq.next_element_seed(RubySeed)? {
+            // SAFETY: `array` and `item` are live objects just made and on
+            // this stack; the GVL is held.
             unsafe { rb_sys::rb_ary_push(array, item) };
         }
         Ok(std::hint::black_box(array))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VALUE, A::Error> {
+        // SAFETY: the GVL is held (see the module comment).
         let hash = unsafe { rb_sys::rb_hash_new() };
         while let Some(key) = map.next_key_seed(SymbolSeed)? {
             let key = std::hint::black_box(key);
             let value = map.next_value_seed(RubySeed)?;
+            // SAFETY: `hash`, `key` and `value` are live objects just made
+            // and on this stack; the GVL is held.
             unsafe { rb_sys::rb_hash_aset(hash, key, value) };
         }
         Ok(std::hint::black_box(hash))
@@ -106,6 +121,10 @@ impl<'de> Visitor<'de> for SymbolVisitor {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<VALUE, E> {
+        // SAFETY: `v` is UTF-8, valid for its `len()` bytes, which Ruby
+        // copies; `rb_utf8_encoding()` is Ruby's own, never freed; `string`
+        // is on this stack until interned; the GVL is held (see the module
+        // comment).
         unsafe {
             let existing = rb_sys::rb_check_symbol_cstr(
                 v.as_ptr() as *const _,
@@ -123,13 +142,14 @@ impl<'de> Visitor<'de> for SymbolVisitor {
 
 /// Parses JSON into Ruby objects, giving each key and string the kind
 /// `kind` records (see `crate::kinds`); where it says nothing, keys are
-/// Symbols and strings are Strings, as `from_json` gives.
-pub fn from_json_kinds(bytes: &[u8], kind: Option<&Kind>) -> Result<Value, String> {
+/// Symbols and strings are Strings (the plain `RubySeed` walk).
+fn from_json_kinds(bytes: &[u8], kind: Option<&Kind>) -> Result<Value, String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = KindSeed(kind)
         .deserialize(&mut de)
         .map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;
+    // SAFETY: `value` is the live object just built, on this stack.
     Ok(unsafe { Value::from_raw(value) })
 }
 
@@ -191,9 +211,12 @@ impl<'de> Visitor<'de> for KindVisitor<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<VALUE, A::Error> {
         let capacity = seq.size_hint().unwrap_or(0).min(1 << 16);
         // `array` lives on this stack frame, where Ruby's GC sees it.
+        // SAFETY: the GVL is held (see the module comment).
         let array = unsafe { rb_sys::rb_ary_new_capa(capacity as c_long) };
         let mut index = 0;
         while let Some(item) = seq.next_element_seed(KindSeed(self.0.item(index)))? {
+            // SAFETY: `array` and `item` are live objects just made and on
+            // this stack; the GVL is held.
             unsafe { rb_sys::rb_ary_push(array, item) };
             index += 1;
         }
@@ -201,10 +224,13 @@ impl<'de> Visitor<'de> for KindVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VALUE, A::Error> {
+        // SAFETY: the GVL is held (see the module comment).
         let hash = unsafe { rb_sys::rb_hash_new() };
         while let Some((key, member)) = map.next_key_seed(KeySeed(self.0))? {
             let key = std::hint::black_box(key);
             let value = map.next_value_seed(KindSeed(member))?;
+            // SAFETY: `hash`, `key` and `value` are live objects just made
+            // and on this stack; the GVL is held.
             unsafe { rb_sys::rb_hash_aset(hash, key, value) };
         }
         Ok(std::hint::black_box(hash))
@@ -243,7 +269,7 @@ impl<'de, 'k> Visitor<'de> for KeySeed<'k> {
 /// The user's data (or a failure's record) as Ruby objects, each key and
 /// string of the kind it was saved as. A checkpoint that passed its checks
 /// but still does not decode is reported as damaged.
-pub fn data_value(data: &Data, what: &str) -> Result<Value, Error> {
+pub(super) fn data_value(data: &Data, what: &str) -> Result<Value, Error> {
     let unreadable = |e: String| {
         let ruby = Ruby::get().expect("Ruby thread");
         Error::new(

@@ -14,21 +14,21 @@ use std::collections::HashSet;
 use std::ffi::{c_int, CStr};
 use std::fmt;
 
-use magnus::rb_sys::AsRawValue;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{Error, Ruby, Value};
 use rb_sys::{
     ruby_coderange_type, ruby_value_type, FIX2LONG, FIXNUM_P, FLONUM_P, RARRAY_CONST_PTR,
     RARRAY_LEN, RB_BUILTIN_TYPE, RSTRING_LEN, RSTRING_PTR, SPECIAL_CONST_P, STATIC_SYM_P, VALUE,
 };
 
-use super::args::inspect;
+use super::args::inspect_value;
 use super::errors::{arg_error, type_error};
 use super::values::{QFALSE, QNIL, QTRUE};
 use crate::kinds::{self, write::Node};
 
 /// Ruby's own JSON stops at 100 levels; so do we, which also keeps every
 /// document within the parser's limit when it is read back.
-pub const MAX_DEPTH: usize = 100;
+pub(super) const MAX_DEPTH: usize = 100;
 
 const ST_CONTINUE: c_int = 0;
 const ST_STOP: c_int = 1;
@@ -97,14 +97,14 @@ struct Encoder {
     binary: c_int,
 }
 
-pub struct Encoded {
-    pub json: Vec<u8>,
+pub(super) struct Encoded {
+    pub(crate) json: Vec<u8>,
     /// Which keys are Strings and which strings are Symbols (`crate::kinds`),
     /// when any are.
-    pub kinds: Option<Vec<u8>>,
+    pub(crate) kinds: Option<Vec<u8>>,
     /// The value is already what a restore would return (plain Hash and
     /// Array, no subclasses): callers may hand it back as is.
-    pub canonical: bool,
+    pub(crate) canonical: bool,
 }
 
 /// The kinds nodes of an Array's items, kept as a count while they are all
@@ -142,7 +142,7 @@ impl ItemKinds {
 }
 
 /// "a" or "an", as English puts it before `word` ("an Object", "a Time").
-pub fn article(word: &str) -> &'static str {
+pub(super) fn article(word: &str) -> &'static str {
     match word.chars().next() {
         Some(c) if "AEIOUaeiou".contains(c) => "an",
         _ => "a",
@@ -150,11 +150,19 @@ pub fn article(word: &str) -> &'static str {
 }
 
 /// The name of `value`'s class, never raising.
-pub fn class_of(value: Value) -> String {
-    class_name(value.as_raw())
+pub(super) fn class_of(value: Value) -> String {
+    // SAFETY: a magnus `Value` is live and used on its Ruby thread, with
+    // the GVL held.
+    unsafe { class_name(value.as_raw()) }
 }
 
-pub(super) fn class_name(value: VALUE) -> String {
+/// The name of `value`'s class, never raising.
+///
+/// # Safety
+/// `value` is live (or an immediate) and the GVL is held.
+unsafe fn class_name(value: VALUE) -> String {
+    // SAFETY: the caller's promise; the name returned lives with the class,
+    // and is copied here before any Ruby code can run.
     unsafe { CStr::from_ptr(rb_sys::rb_obj_classname(value)) }
         .to_string_lossy()
         .into_owned()
@@ -179,13 +187,31 @@ const CODERANGE_7BIT: VALUE = ruby_coderange_type::RUBY_ENC_CODERANGE_7BIT as VA
 const CODERANGE_VALID: VALUE = ruby_coderange_type::RUBY_ENC_CODERANGE_VALID as VALUE;
 
 /// A string's coderange from its flags, scanning only when Ruby has not yet.
+///
+/// # Safety
+/// `s` is a live String (not an immediate) and the GVL is held.
 unsafe fn coderange(s: VALUE) -> VALUE {
-    let known = (*(s as *const rb_sys::RBasic)).flags & CODERANGE_MASK;
+    // SAFETY: `s` is an object on Ruby's heap (the caller's promise), so it
+    // starts with the RBasic header whose flags hold the coderange.
+    let known = unsafe { (*(s as *const rb_sys::RBasic)).flags } & CODERANGE_MASK;
     if known != 0 {
         known
     } else {
-        rb_sys::rb_enc_str_coderange(s) as VALUE
+        // SAFETY: `s` is a live String and the GVL is held (the caller's promise).
+        unsafe { rb_sys::rb_enc_str_coderange(s) as VALUE }
     }
+}
+
+/// The bytes of a String.
+///
+/// # Safety
+/// `s` is a live String (not an immediate), and the slice is dropped
+/// before any Ruby code runs (which could change or free the bytes).
+#[inline(always)]
+unsafe fn string_bytes<'s>(s: VALUE) -> &'s [u8] {
+    // SAFETY: the caller's promise: a live String's pointer and length
+    // describe its bytes, which stay as they are while no Ruby code runs.
+    unsafe { std::slice::from_raw_parts(RSTRING_PTR(s) as *const u8, RSTRING_LEN(s) as usize) }
 }
 
 /// True if `bytes` need no escaping inside a JSON string: no control
@@ -226,19 +252,30 @@ impl Encoder {
     }
 
     /// Writes one value; false once a problem is recorded.
+    ///
+    /// # Safety
+    /// The walk's contract, which every `unsafe fn` of the walk shares: the
+    /// GVL is held; `v` is live, being part of the value given to
+    /// `to_json_sized`, which its caller keeps on the stack (so the GC keeps
+    /// all of it); and no Ruby code runs until the walk is over, so nothing
+    /// in it changes meanwhile.
     unsafe fn value(&mut self, v: VALUE) -> bool {
         match v {
             QNIL => self.out.extend_from_slice(b"null"),
             QTRUE => self.out.extend_from_slice(b"true"),
             QFALSE => self.out.extend_from_slice(b"false"),
             _ if FIXNUM_P(v) => {
-                let mut buf = itoa_buf(FIX2LONG(v) as i64);
+                // SAFETY: `v` is a Fixnum (just checked), decoded from its bits.
+                let mut buf = itoa_buf(unsafe { FIX2LONG(v) } as i64);
                 self.out.extend_from_slice(buf.as_bytes_mut());
             }
-            _ if FLONUM_P(v) => return self.float(v),
-            _ if STATIC_SYM_P(v) => return self.symbol(v),
+            // SAFETY: the walk's contract, and `v` is a Float (a flonum).
+            _ if FLONUM_P(v) => return unsafe { self.float(v) },
+            // SAFETY: the walk's contract, and `v` is a (static) Symbol.
+            _ if STATIC_SYM_P(v) => return unsafe { self.symbol(v) },
             _ if SPECIAL_CONST_P(v) => {
-                let class = class_name(v);
+                // SAFETY: `v` is an immediate and the GVL is held.
+                let class = unsafe { class_name(v) };
                 return self.refuse(
                     format!(
                         "{} {class}, which JSON cannot hold; {}",
@@ -248,31 +285,39 @@ impl Encoder {
                     v,
                 );
             }
-            _ => match RB_BUILTIN_TYPE(v) {
-                ruby_value_type::RUBY_T_STRING => return self.string(v),
-                ruby_value_type::RUBY_T_FLOAT => return self.float(v),
-                ruby_value_type::RUBY_T_BIGNUM => return self.bignum(v),
-                ruby_value_type::RUBY_T_SYMBOL => return self.symbol(v),
-                ruby_value_type::RUBY_T_ARRAY => return self.array(v),
-                ruby_value_type::RUBY_T_HASH => return self.hash(v),
-                _ => {
-                    let class = class_name(v);
-                    return self.refuse(
-                        format!(
-                            "{} {class}, which JSON cannot hold; {}",
-                            article(&class),
-                            hint_for(&class)
-                        ),
-                        v,
-                    );
+            // SAFETY: the walk's contract, and `v` is not an immediate (the
+            // arms above took those), so its header gives its type; each arm
+            // hands it to the writer for that type.
+            _ => unsafe {
+                match RB_BUILTIN_TYPE(v) {
+                    ruby_value_type::RUBY_T_STRING => return self.string(v),
+                    ruby_value_type::RUBY_T_FLOAT => return self.float(v),
+                    ruby_value_type::RUBY_T_BIGNUM => return self.bignum(v),
+                    ruby_value_type::RUBY_T_SYMBOL => return self.symbol(v),
+                    ruby_value_type::RUBY_T_ARRAY => return self.array(v),
+                    ruby_value_type::RUBY_T_HASH => return self.hash(v),
+                    _ => {
+                        let class = class_name(v);
+                        return self.refuse(
+                            format!(
+                                "{} {class}, which JSON cannot hold; {}",
+                                article(&class),
+                                hint_for(&class)
+                            ),
+                            v,
+                        );
+                    }
                 }
             },
         }
         true
     }
 
+    /// # Safety
+    /// The walk's contract (see `value`), and `v` is a Float.
     unsafe fn float(&mut self, v: VALUE) -> bool {
-        let f = rb_sys::rb_float_value(v);
+        // SAFETY: `v` is a live Float (this function's contract).
+        let f = unsafe { rb_sys::rb_float_value(v) };
         if !f.is_finite() {
             return self.refuse(
                 format!("{f}, which JSON cannot hold; store nil or a finite number"),
@@ -283,12 +328,21 @@ impl Encoder {
         true
     }
 
+    /// # Safety
+    /// The walk's contract (see `value`), and `v` is a Bignum.
     unsafe fn bignum(&mut self, v: VALUE) -> bool {
         let mut nlz: usize = 0;
-        let bits = rb_sys::rb_absint_numwords(v, 1, &mut nlz as *mut usize as *mut _);
-        let negative = rb_sys::RBIGNUM_NEGATIVE_P(v);
+        // SAFETY: `v` is a live Bignum and the GVL is held (this function's
+        // contract); `nlz` is ours to write.
+        let (bits, negative) = unsafe {
+            (
+                rb_sys::rb_absint_numwords(v, 1, &mut nlz as *mut usize as *mut _),
+                rb_sys::RBIGNUM_NEGATIVE_P(v),
+            )
+        };
         let fits = if negative {
-            bits < 64 || (bits == 64 && rb_sys::rb_absint_singlebit_p(v) != 0)
+            // SAFETY: as above.
+            bits < 64 || (bits == 64 && unsafe { rb_sys::rb_absint_singlebit_p(v) } != 0)
         } else {
             bits <= 64
         };
@@ -298,29 +352,47 @@ impl Encoder {
                 v,
             );
         }
-        let text = if negative {
-            rb_sys::rb_big2ll(v).to_string()
-        } else {
-            rb_sys::rb_big2ull(v).to_string()
+        // SAFETY: `v` is a live Bignum (this function's contract) that fits
+        // the type it is read as, so this does not raise (a raise would
+        // unwind through our frames).
+        let text = unsafe {
+            if negative {
+                rb_sys::rb_big2ll(v).to_string()
+            } else {
+                rb_sys::rb_big2ull(v).to_string()
+            }
         };
         self.out.extend_from_slice(text.as_bytes());
         true
     }
 
     /// The string's bytes if they are UTF-8 (or plain ASCII in any encoding).
+    ///
+    /// # Safety
+    /// The walk's contract (see `value`), and `s` is a String. The text
+    /// borrows its bytes: it must be dropped before the walk is over.
     unsafe fn utf8<'s>(&mut self, s: VALUE) -> Result<&'s str, String> {
-        let bytes =
-            std::slice::from_raw_parts(RSTRING_PTR(s) as *const u8, RSTRING_LEN(s) as usize);
-        let range = coderange(s);
+        // SAFETY: `s` is a live String, and the text is dropped before any
+        // Ruby code runs (this function's contract).
+        let bytes = unsafe { string_bytes(s) };
+        // SAFETY: `s` is a live String and the GVL is held (as above).
+        let range = unsafe { coderange(s) };
         // Seven-bit text is UTF-8 whatever its encoding says.
-        if range == CODERANGE_7BIT
-            || (range == CODERANGE_VALID && rb_sys::rb_enc_get_index(s) == self.utf8)
-        {
+        // SAFETY: `s` is a live String and the GVL is held (as above).
+        let is_utf8 = range == CODERANGE_7BIT
+            || (range == CODERANGE_VALID && unsafe { rb_sys::rb_enc_get_index(s) } == self.utf8);
+        if is_utf8 {
             // SAFETY: Ruby has checked these bytes are valid UTF-8 (or ASCII).
-            return Ok(std::str::from_utf8_unchecked(bytes));
+            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
         }
-        let encoding = rb_sys::rb_enc_get_index(s);
-        let name = CStr::from_ptr((*rb_sys::rb_enc_from_index(encoding)).name).to_string_lossy();
+        // SAFETY: `s` is a live String and the GVL is held (as above); an
+        // index Ruby gave names a registered encoding, never freed, whose
+        // name is a NUL-terminated C string.
+        let (encoding, name) = unsafe {
+            let encoding = rb_sys::rb_enc_get_index(s);
+            let name = CStr::from_ptr((*rb_sys::rb_enc_from_index(encoding)).name);
+            (encoding, name.to_string_lossy())
+        };
         Err(if encoding == self.binary {
             "a binary (ASCII-8BIT) String, and JSON holds only text; call .force_encoding(\"UTF-8\") \
              if it is UTF-8 text, or store it Base64-encoded"
@@ -340,7 +412,9 @@ impl Encoder {
         if plain(bytes) {
             let len = bytes.len();
             self.out.reserve(len + 2);
-            // SAFETY: `reserve` made room for the quotes and the bytes.
+            // SAFETY: `reserve` made room for `len + 2` more bytes, all
+            // written here before `set_len` takes them in; `bytes` is not
+            // `self.out`, so the copy does not overlap.
             unsafe {
                 let at = self.out.len();
                 let dst = self.out.as_mut_ptr().add(at);
@@ -354,14 +428,23 @@ impl Encoder {
         }
     }
 
+    /// # Safety
+    /// The walk's contract (see `value`), and `v` is a Symbol.
     unsafe fn symbol(&mut self, v: VALUE) -> bool {
-        let written = self.string(rb_sys::rb_sym2str(v));
+        // SAFETY: `v` is a live Symbol (this function's contract); its name
+        // is a frozen String kept alive by the Symbol, so the contract holds
+        // for it too.
+        let written = unsafe { self.string(rb_sys::rb_sym2str(v)) };
         self.kind = Some(std::borrow::Cow::Borrowed(kinds::write::SYMBOL));
         written
     }
 
+    /// # Safety
+    /// The walk's contract (see `value`), and `s` is a String.
     unsafe fn string(&mut self, s: VALUE) -> bool {
-        match self.utf8(s) {
+        // SAFETY: this function's contract; the text is written out and
+        // dropped before it returns.
+        match unsafe { self.utf8(s) } {
             Ok(text) => {
                 self.write_str(text);
                 true
@@ -372,17 +455,25 @@ impl Encoder {
 
     /// Writes `v` if it is a plain ASCII String — the common case, inline,
     /// without the general dispatch. False for anything else.
+    ///
+    /// # Safety
+    /// The walk's contract (see `value`); `v` may be of any type.
     #[inline(always)]
     unsafe fn ascii_string(&mut self, v: VALUE) -> bool {
-        if SPECIAL_CONST_P(v)
-            || RB_BUILTIN_TYPE(v) != ruby_value_type::RUBY_T_STRING
-            || coderange(v) != CODERANGE_7BIT
-        {
+        // SAFETY: `v` is live (this function's contract); its header is read
+        // only once it is known not to be an immediate, and its coderange
+        // only once it is known to be a String.
+        let ascii = !SPECIAL_CONST_P(v)
+            && unsafe {
+                RB_BUILTIN_TYPE(v) == ruby_value_type::RUBY_T_STRING
+                    && coderange(v) == CODERANGE_7BIT
+            };
+        if !ascii {
             return false;
         }
-        let bytes =
-            std::slice::from_raw_parts(RSTRING_PTR(v) as *const u8, RSTRING_LEN(v) as usize);
-        self.write_str(std::str::from_utf8_unchecked(bytes));
+        // SAFETY: `v` is a live String whose bytes, 7-bit and so UTF-8, are
+        // written out before any Ruby code runs.
+        self.write_str(unsafe { std::str::from_utf8_unchecked(string_bytes(v)) });
         true
     }
 
@@ -395,27 +486,35 @@ impl Encoder {
         true
     }
 
+    /// # Safety
+    /// The walk's contract (see `value`), and `v` is an Array.
     unsafe fn array(&mut self, v: VALUE) -> bool {
         if !self.enter() {
             return false;
         }
-        if rb_sys::rb_obj_class(v) != rb_sys::rb_cArray {
+        // SAFETY: `v` is live and the GVL is held (this function's
+        // contract); `rb_cArray` is set when Ruby boots and only read here.
+        if unsafe { rb_sys::rb_obj_class(v) != rb_sys::rb_cArray } {
             self.canonical = false;
         }
         self.out.push(b'[');
         // No Ruby code runs during the walk, so the array cannot change under us.
-        let len = RARRAY_LEN(v) as usize;
-        let items = RARRAY_CONST_PTR(v);
+        // SAFETY: `v` is a live Array (this function's contract).
+        let (len, items) = unsafe { (RARRAY_LEN(v) as usize, RARRAY_CONST_PTR(v)) };
         let mut item_kinds = ItemKinds::default();
         for i in 0..len {
             if i > 0 {
                 self.out.push(b',');
             }
-            let item = *items.add(i);
-            if self.ascii_string(item) {
+            // SAFETY: `i < len`, and the array's items stay where they are
+            // while the walk runs no Ruby code.
+            let item = unsafe { *items.add(i) };
+            // SAFETY: the walk's contract holds for `item`, part of `v`.
+            if unsafe { self.ascii_string(item) } {
                 continue;
             }
-            if !self.value(item) {
+            // SAFETY: as above.
+            if !unsafe { self.value(item) } {
                 self.path.push(Segment::Index(i));
                 return false;
             }
@@ -429,11 +528,15 @@ impl Encoder {
         true
     }
 
+    /// # Safety
+    /// The walk's contract (see `value`), and `v` is a Hash.
     unsafe fn hash(&mut self, v: VALUE) -> bool {
         if !self.enter() {
             return false;
         }
-        if rb_sys::rb_obj_class(v) != rb_sys::rb_cHash {
+        // SAFETY: `v` is live and the GVL is held (this function's
+        // contract); `rb_cHash` is set when Ruby boots and only read here.
+        if unsafe { rb_sys::rb_obj_class(v) != rb_sys::rb_cHash } {
             self.canonical = false;
         }
         self.out.push(b'{');
@@ -444,7 +547,11 @@ impl Encoder {
             string_keys: false,
             members: Vec::new(),
         };
-        rb_sys::rb_hash_foreach(v, Some(each_pair), &mut walk as *mut HashWalk as VALUE);
+        // SAFETY: `v` is a live Hash, unchanged while the walk runs no Ruby
+        // code (this function's contract), so the walk's contract holds for
+        // its members; `each_pair` gets `walk`, which outlives the call and
+        // is not used otherwise until it returns.
+        unsafe { rb_sys::rb_hash_foreach(v, Some(each_pair), &mut walk as *mut HashWalk as VALUE) };
         let (symbol_keys, string_keys) = (walk.symbol_keys, walk.string_keys);
         let members = std::mem::take(&mut walk.members);
         if self.problem.is_some() {
@@ -454,7 +561,9 @@ impl Encoder {
         let string_key_kinds = match (string_keys, symbol_keys) {
             (false, _) => None,
             (true, false) => Some(None),
-            (true, true) => match self.mixed_keys(v) {
+            // SAFETY: this function's contract, and `each_pair` has checked
+            // that the keys are Strings and Symbols.
+            (true, true) => match unsafe { self.mixed_keys(v) } {
                 Some(names) => {
                     listed = names;
                     Some(Some(listed.as_slice()))
@@ -470,25 +579,35 @@ impl Encoder {
 
     /// The String keys of a Hash that has both kinds of keys. `{"a" => 1,
     /// a: 2}` would be one key in JSON: refused (`None`) rather than lose one.
+    ///
+    /// # Safety
+    /// The walk's contract (see `value`), and `v` is a Hash whose keys are
+    /// all Strings or Symbols.
     unsafe fn mixed_keys(&mut self, v: VALUE) -> Option<Vec<String>> {
         let mut keys: Vec<VALUE> = Vec::new();
-        rb_sys::rb_hash_foreach(v, Some(collect_key), &mut keys as *mut Vec<VALUE> as VALUE);
+        // SAFETY: `v` is a live Hash (this function's contract); `collect_key`
+        // gets `keys`, which outlives the call and is not used until it returns.
+        unsafe {
+            rb_sys::rb_hash_foreach(v, Some(collect_key), &mut keys as *mut Vec<VALUE> as VALUE)
+        };
         let mut seen = HashSet::new();
         let mut strings = Vec::new();
         for key in keys {
             // Keys are Strings or Symbols here (checked while writing);
             // static Symbols are immediates and must not be dereferenced.
-            let is_string =
-                !SPECIAL_CONST_P(key) && RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_STRING;
+            // SAFETY: `key` is live, held by `v`; its header is read only
+            // when it is not an immediate.
+            let is_string = !SPECIAL_CONST_P(key)
+                && unsafe { RB_BUILTIN_TYPE(key) } == ruby_value_type::RUBY_T_STRING;
             let text = if is_string {
                 key
             } else {
-                rb_sys::rb_sym2str(key)
+                // SAFETY: `key` is a live Symbol: a key, and not a String.
+                unsafe { rb_sys::rb_sym2str(key) }
             };
-            let bytes = std::slice::from_raw_parts(
-                RSTRING_PTR(text) as *const u8,
-                RSTRING_LEN(text) as usize,
-            );
+            // SAFETY: `text` is a live String (the key, or the Symbol's
+            // frozen name), and its bytes are copied before Ruby code runs.
+            let bytes = unsafe { string_bytes(text) };
             if !seen.insert(bytes.to_vec()) {
                 self.problem = Some(Problem::DuplicateKey(
                     String::from_utf8_lossy(bytes).into_owned(),
@@ -513,16 +632,33 @@ struct HashWalk<'e> {
     members: Vec<(String, Node)>,
 }
 
+/// `rb_hash_foreach` callback: collects the keys into the `Vec` in `arg`.
+///
+/// # Safety
+/// `arg` is a `*mut Vec<VALUE>`, live and used by nothing else meanwhile.
 unsafe extern "C" fn collect_key(key: VALUE, _value: VALUE, arg: VALUE) -> c_int {
-    let keys = &mut *(arg as *mut Vec<VALUE>);
+    // SAFETY: the caller's promise (`mixed_keys` passes its own `keys`).
+    let keys = unsafe { &mut *(arg as *mut Vec<VALUE>) };
     keys.push(key);
     ST_CONTINUE
 }
 
+/// `rb_hash_foreach` callback: writes one member through the `HashWalk` in
+/// `arg`.
+///
+/// # Safety
+/// `arg` is a `*mut HashWalk`, live and used by nothing else meanwhile,
+/// and the walk's contract (see `Encoder::value`) holds for `key` and
+/// `value`.
 unsafe extern "C" fn each_pair(key: VALUE, value: VALUE, arg: VALUE) -> c_int {
-    let walk = &mut *(arg as *mut HashWalk);
+    // SAFETY: the caller's promise (`Encoder::hash` passes its own `walk`).
+    let walk = unsafe { &mut *(arg as *mut HashWalk) };
     // A panic must not unwind into Ruby's C frames.
-    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| walk.pair(key, value)));
+    // SAFETY: the walk's contract holds for `key` and `value` (the caller's
+    // promise).
+    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+        walk.pair(key, value)
+    }));
     match ok {
         Ok(true) => ST_CONTINUE,
         Ok(false) => ST_STOP,
@@ -537,18 +673,29 @@ unsafe extern "C" fn each_pair(key: VALUE, value: VALUE, arg: VALUE) -> c_int {
 }
 
 impl HashWalk<'_> {
+    /// # Safety
+    /// The walk's contract (see `Encoder::value`) holds for `key` and `value`.
     unsafe fn pair(&mut self, key: VALUE, value: VALUE) -> bool {
         let e = &mut *self.encoder;
+        // SAFETY: `key` is live (this function's contract); its header is
+        // read only when it is not an immediate.
         let symbol = STATIC_SYM_P(key)
-            || (!SPECIAL_CONST_P(key) && RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_SYMBOL);
+            || (!SPECIAL_CONST_P(key)
+                && unsafe { RB_BUILTIN_TYPE(key) } == ruby_value_type::RUBY_T_SYMBOL);
+        // SAFETY: as above.
+        let string = !symbol
+            && !SPECIAL_CONST_P(key)
+            && unsafe { RB_BUILTIN_TYPE(key) } == ruby_value_type::RUBY_T_STRING;
         let text = if symbol {
             self.symbol_keys = true;
-            rb_sys::rb_sym2str(key)
-        } else if !SPECIAL_CONST_P(key) && RB_BUILTIN_TYPE(key) == ruby_value_type::RUBY_T_STRING {
+            // SAFETY: `key` is a live Symbol (just checked).
+            unsafe { rb_sys::rb_sym2str(key) }
+        } else if string {
             self.string_keys = true;
             key
         } else {
-            let class = class_name(key);
+            // SAFETY: `key` is live and the GVL is held (this function's contract).
+            let class = unsafe { class_name(key) };
             return e.refuse(
                 format!(
                     "a Hash with {} {class} key; keys must be Strings or Symbols",
@@ -557,7 +704,9 @@ impl HashWalk<'_> {
                 key,
             );
         };
-        let name = match e.utf8(text) {
+        // SAFETY: the walk's contract holds for `text`, the key or the
+        // Symbol's frozen name, and `name` is dropped before the walk is over.
+        let name = match unsafe { e.utf8(text) } {
             Ok(name) => name,
             Err(what) => return e.refuse(format!("a key that is {what}"), key),
         };
@@ -567,10 +716,12 @@ impl HashWalk<'_> {
         self.first = false;
         e.write_str(name);
         e.out.push(b':');
-        if e.ascii_string(value) {
+        // SAFETY: the walk's contract holds for `value` (this function's).
+        if unsafe { e.ascii_string(value) } {
             return true;
         }
-        if e.value(value) {
+        // SAFETY: as above.
+        if unsafe { e.value(value) } {
             if let Some(node) = e.kind.take() {
                 self.members.push((name.to_owned(), node));
             }
@@ -617,15 +768,16 @@ fn itoa_buf(n: i64) -> ItoaBuf {
 }
 
 /// Encodes `value` as JSON, naming `root` (e.g. "data") in any error.
-pub fn to_json(ruby: &Ruby, value: Value, root: &str) -> Result<Encoded, Error> {
+/// `ruby` shows that the GVL is held, as the walk needs.
+pub(super) fn to_json(ruby: &Ruby, value: Value, root: &str) -> Result<Encoded, Error> {
     to_json_sized(ruby, value, root, 256)
 }
 
 /// As `to_json`, starting with room for `expected` bytes (say, the size of
 /// the last encoding of the same data), so a large state is not copied
 /// again and again as the buffer grows.
-pub fn to_json_sized(
-    ruby: &Ruby,
+pub(super) fn to_json_sized(
+    _ruby: &Ruby,
     value: Value,
     root: &str,
     expected: usize,
@@ -637,9 +789,14 @@ pub fn to_json_sized(
         canonical: true,
         kind: None,
         problem: None,
+        // SAFETY: the GVL is held (`_ruby`); this reads Ruby's encoding table.
         utf8: unsafe { rb_sys::rb_utf8_encindex() },
+        // SAFETY: as above.
         binary: unsafe { rb_sys::rb_ascii8bit_encindex() },
     };
+    // SAFETY: the walk's contract: the GVL is held (`_ruby`); `value` is a
+    // live object that our caller keeps on its stack; the walk runs no Ruby
+    // code (it only reads objects, and calls back nothing).
     let ok = unsafe { encoder.value(value.as_raw()) };
     let Some(problem) = encoder.problem.take() else {
         return if ok {
@@ -656,8 +813,14 @@ pub fn to_json_sized(
     let path = KeyPath(root, &encoder.path).to_string();
     // Safe to run Ruby code again: the walk is over.
     Err(match problem {
-        Problem::Type { what, value } => {
-            type_error(format!("{path} is {what} (got {})", inspect(ruby, value)))
+        Problem::Type {
+            what,
+            value: culprit,
+        } => {
+            // SAFETY: `culprit` is part of `value` (or a Symbol's name), which
+            // our caller still keeps alive.
+            let culprit = unsafe { Value::from_raw(culprit) };
+            type_error(format!("{path} is {what} (got {})", inspect_value(culprit)))
         }
         Problem::TooDeep => arg_error(format!(
             "{root} nests deeper than {MAX_DEPTH} levels (at {path}); flatten it, \

@@ -14,18 +14,20 @@ fn master_const(ruby: &Ruby, name: &str) -> ExceptionClass {
     master.const_get(name).expect("defined by errors::init")
 }
 
-pub static MASTER_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| master_const(ruby, "Error"));
-pub static STORE_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| master_const(ruby, "StoreError"));
-pub static LOCK_TIMEOUT_ERROR: Lazy<ExceptionClass> =
+pub(crate) static MASTER_ERROR: Lazy<ExceptionClass> =
+    Lazy::new(|ruby| master_const(ruby, "Error"));
+pub(crate) static STORE_ERROR: Lazy<ExceptionClass> =
+    Lazy::new(|ruby| master_const(ruby, "StoreError"));
+pub(crate) static LOCK_TIMEOUT_ERROR: Lazy<ExceptionClass> =
     Lazy::new(|ruby| master_const(ruby, "LockTimeoutError"));
-pub static NOT_FOUND_ERROR: Lazy<ExceptionClass> =
+pub(crate) static NOT_FOUND_ERROR: Lazy<ExceptionClass> =
     Lazy::new(|ruby| master_const(ruby, "CheckpointNotFoundError"));
-pub static CORRUPT_ERROR: Lazy<ExceptionClass> =
+pub(crate) static CORRUPT_ERROR: Lazy<ExceptionClass> =
     Lazy::new(|ruby| master_const(ruby, "CorruptCheckpointError"));
-pub static BUDGET_EXCEEDED_ERROR: Lazy<ExceptionClass> =
+pub(crate) static BUDGET_EXCEEDED_ERROR: Lazy<ExceptionClass> =
     Lazy::new(|ruby| master_const(ruby, "BudgetExceededError"));
 
-pub fn init(ruby: &Ruby, master: RModule) -> Result<(), Error> {
+pub(crate) fn init(ruby: &Ruby, master: RModule) -> Result<(), Error> {
     let error = master.define_error("Error", ruby.exception_standard_error())?;
     let store = master.define_error("StoreError", error)?;
     master.define_error("LockTimeoutError", store)?;
@@ -53,7 +55,7 @@ fn class_of(ruby: &Ruby, error: &CoreError) -> ExceptionClass {
 
 /// The Ruby exception for a core error, with its fields as attributes
 /// (`lib/master/errors.rb`), so no caller parses a message.
-pub fn to_ruby(error: CoreError) -> Error {
+pub(crate) fn to_ruby(error: CoreError) -> Error {
     let ruby = Ruby::get().expect("called on a Ruby thread");
     let message = error.to_string();
     let class = class_of(&ruby, &error);
@@ -102,19 +104,19 @@ pub fn to_ruby(error: CoreError) -> Error {
     Error::from(exception)
 }
 
-pub fn arg_error(message: impl Into<String>) -> Error {
+pub(crate) fn arg_error(message: impl Into<String>) -> Error {
     let ruby = Ruby::get().expect("called on a Ruby thread");
     Error::new(ruby.exception_arg_error(), message.into())
 }
 
-pub fn type_error(message: impl Into<String>) -> Error {
+pub(crate) fn type_error(message: impl Into<String>) -> Error {
     let ruby = Ruby::get().expect("called on a Ruby thread");
     Error::new(ruby.exception_type_error(), message.into())
 }
 
 /// Runs a method body so that a Rust panic (a bug) reaches Ruby as a
 /// rescuable `MASTER::Error`, not as `fatal`.
-pub fn guard<T>(body: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+pub(crate) fn guard<T>(body: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(result) => result,
         Err(panic) => {
@@ -132,7 +134,7 @@ pub fn guard<T>(body: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     }
 }
 
-pub trait IntoRuby<T> {
+pub(crate) trait IntoRuby<T> {
     fn into_ruby(self) -> Result<T, Error>;
 }
 

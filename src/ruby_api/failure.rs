@@ -55,6 +55,8 @@ pub(super) fn error_info(ruby: &Ruby, error: Value, item: Value, context: Value)
 /// Exception diagnostics are kept even when not clean UTF-8.
 fn lossy(value: Value) -> String {
     RString::from_value(value)
+        // SAFETY: the borrowed bytes are copied (`into_owned`) before any
+        // Ruby code could change or free them.
         .map(|s| unsafe { s.to_string_lossy() }.into_owned())
         .unwrap_or_else(|| args::inspect_value(value))
 }

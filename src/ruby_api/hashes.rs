@@ -3,21 +3,16 @@
 //! rows. Built by hand with interned keys (`sym!`): `list` makes ten
 //! thousand summaries, so these are on the hot path of reading.
 
-use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::rb_sys::AsRawValue;
 use magnus::{prelude::*, Error, RHash, Ruby, Value};
 
 use super::decode::data_value;
-use super::values::{f64_value, hash_of, opt, str_value, time, u64_value};
+use super::values::{f64_value, hash_of, opt, str_value, sym, time, u64_value};
 use crate::budget::Money;
 use crate::checkpoint::{BudgetFigures, Progress};
 use crate::persistence::HistoryEntry;
 use crate::session::{Data, RawJson, Snapshot};
 use crate::store::TaskSummary;
-use crate::sym;
-
-fn hash(raw: rb_sys::VALUE) -> RHash {
-    RHash::from_value(unsafe { Value::from_raw(raw) }).expect("a Hash")
-}
 
 #[rustfmt::skip]
 fn budget_value(b: &BudgetFigures) -> rb_sys::VALUE {
@@ -26,7 +21,7 @@ fn budget_value(b: &BudgetFigures) -> rb_sys::VALUE {
         sym!("allocated"), opt(b.allocated, money),
         sym!("spent"), money(b.spent),
         sym!("remaining"), opt(b.remaining, money),
-    ])
+    ]).as_raw()
 }
 
 #[rustfmt::skip]
@@ -35,7 +30,7 @@ fn progress_value(p: &Progress) -> rb_sys::VALUE {
         sym!("items_processed"), u64_value(p.items_processed),
         sym!("items_total"), opt(p.items_total, u64_value),
         sym!("percentage"), opt(p.percentage, f64_value),
-    ])
+    ]).as_raw()
 }
 
 /// The restored-state hash of SPEC: what `restore` returns and callbacks get.
@@ -49,15 +44,9 @@ pub(super) fn snapshot_hash(ruby: &Ruby, snapshot: &Snapshot, data: Option<Value
         Some(error) => data_value(error, "error")?,
         None => ruby.qnil().as_value(),
     };
-    let b = &snapshot.budget;
-    let money = |m: Money| f64_value(m.to_f64());
-    let budget = hash_of(&[
-        sym!("allocated"), opt(b.allocated, money),
-        sym!("spent"), money(b.spent),
-        sym!("remaining"), opt(b.remaining, money),
-    ]);
+    let budget = budget_value(&snapshot.budget);
     let p = &snapshot.progress;
-    let hash = hash_of(&[
+    Ok(hash_of(&[
         sym!("task_id"), str_value(&snapshot.task_id),
         sym!("checkpoint"), opt(snapshot.checkpoint, u64_value),
         sym!("timestamp"), time(ruby, snapshot.timestamp)?.as_raw(),
@@ -71,8 +60,7 @@ pub(super) fn snapshot_hash(ruby: &Ruby, snapshot: &Snapshot, data: Option<Value
         sym!("error"), error.as_raw(),
         sym!("failures"), u64_value(snapshot.failures.into()),
         sym!("retries"), u64_value(snapshot.retries.into()),
-    ]);
-    Ok(RHash::from_value(unsafe { Value::from_raw(hash) }).expect("a Hash"))
+    ]))
 }
 
 fn time_or_nil(ruby: &Ruby, text: &str) -> Result<Value, Error> {
@@ -86,20 +74,9 @@ fn time_or_nil(ruby: &Ruby, text: &str) -> Result<Value, Error> {
 /// Built by hand with interned keys: `list` makes ten thousand of these.
 #[rustfmt::skip]
 pub(super) fn summary_hash(ruby: &Ruby, summary: &TaskSummary) -> Result<RHash, Error> {
-    let p = &summary.progress;
-    let b = &summary.budget;
-    let money = |m: crate::budget::Money| f64_value(m.to_f64());
-    let progress = hash_of(&[
-        sym!("items_processed"), u64_value(p.items_processed),
-        sym!("items_total"), opt(p.items_total, u64_value),
-        sym!("percentage"), opt(p.percentage, f64_value),
-    ]);
-    let budget = hash_of(&[
-        sym!("allocated"), opt(b.allocated, money),
-        sym!("spent"), money(b.spent),
-        sym!("remaining"), opt(b.remaining, money),
-    ]);
-    let hash = hash_of(&[
+    let progress = progress_value(&summary.progress);
+    let budget = budget_value(&summary.budget);
+    Ok(hash_of(&[
         sym!("task_id"), str_value(&summary.task_id),
         sym!("version"), str_value(&summary.version),
         sym!("status"), str_value(summary.status.as_str()),
@@ -113,8 +90,7 @@ pub(super) fn summary_hash(ruby: &Ruby, summary: &TaskSummary) -> Result<RHash, 
         sym!("message"), opt(summary.message.as_deref(), str_value),
         sym!("failures"), u64_value(summary.failures.into()),
         sym!("retries"), u64_value(summary.retries.into()),
-    ]);
-    Ok(RHash::from_value(unsafe { Value::from_raw(hash) }).expect("a Hash"))
+    ]))
 }
 
 /// A whole checkpoint document as a Hash (every key of the kind it was
@@ -167,5 +143,5 @@ pub(super) fn history_row(ruby: &Ruby, entry: &HistoryEntry) -> Result<RHash, Er
             sym!("problem"), str_value(&skipped.reason),
         ]),
     };
-    Ok(hash(row))
+    Ok(row)
 }

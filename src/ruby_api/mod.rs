@@ -3,18 +3,18 @@
 mod args;
 mod decode;
 mod encode;
-pub mod errors;
+pub(crate) mod errors;
 mod failure;
 mod hashes;
-pub mod nogvl;
-pub mod session_persistence;
-pub mod session_recovery;
+pub(crate) mod nogvl;
+pub(crate) mod session_persistence;
+pub(crate) mod session_recovery;
 mod settings;
 mod values;
 
 use magnus::{Error, Ruby};
 
-pub fn init(ruby: &Ruby) -> Result<(), Error> {
+pub(crate) fn init(ruby: &Ruby) -> Result<(), Error> {
     let master = ruby.define_module("MASTER")?;
     errors::init(ruby, master)?;
     session_recovery::init(ruby, master)?;

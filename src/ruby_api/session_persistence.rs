@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use magnus::rb_sys::AsRawValue;
 use magnus::{function, prelude::*, Error, IntoValue, RArray, RHash, Ruby, Value};
 
 use super::args;
@@ -41,7 +40,7 @@ fn save(
         if RHash::from_value(data).is_none() {
             return Err(super::errors::type_error(format!(
                 "data must be a Hash (it becomes the checkpoint document); got {}",
-                args::inspect(ruby, data.as_raw())
+                args::inspect_value(data)
             )));
         }
         let encoded = to_json(ruby, data, "data")?;
@@ -180,7 +179,7 @@ fn location(dir: String, id: Value) -> Result<String, Error> {
     })
 }
 
-pub fn init(ruby: &Ruby, master: magnus::RModule) -> Result<(), Error> {
+pub(crate) fn init(ruby: &Ruby, master: magnus::RModule) -> Result<(), Error> {
     let module = master.define_module("SessionPersistence")?;
     let _ = ruby;
     module.define_singleton_method("_save", function!(save, 4))?;

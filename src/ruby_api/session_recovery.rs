@@ -46,6 +46,8 @@ impl LiveData {
     fn get(&self) -> Option<Value> {
         match self.0.load(Relaxed) {
             0 => None,
+            // SAFETY: `raw` was stored by `set` from a live Value, and `mark`
+            // marks it (so Ruby neither frees nor moves it) while it is here.
             raw => Some(unsafe { Value::from_raw(raw as rb_sys::VALUE) }),
         }
     }
@@ -58,7 +60,7 @@ impl LiveData {
 
 #[derive(TypedData, Default)]
 #[magnus(class = "MASTER::SessionRecovery", free_immediately, mark, size)]
-pub struct SessionRecovery {
+pub(crate) struct SessionRecovery {
     inner: OnceLock<Inner>,
 }
 
@@ -263,9 +265,13 @@ impl SessionRecovery {
     fn tick(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<bool, Error> {
         let items = match args {
             [] => 1,
-            [n] if rb_sys::FIXNUM_P(n.as_raw()) && unsafe { rb_sys::FIX2LONG(n.as_raw()) } >= 0 => unsafe {
-                rb_sys::FIX2LONG(n.as_raw()) as u64
-            },
+            [n] if rb_sys::FIXNUM_P(n.as_raw()) => {
+                // SAFETY: `n` is a Fixnum (just checked), decoded from its bits.
+                match unsafe { rb_sys::FIX2LONG(n.as_raw()) } {
+                    long if long >= 0 => long as u64,
+                    _ => args::count(*n, "items")?,
+                }
+            }
             [n] => args::count(*n, "items")?,
             _ => return arity(args, 1).map(|_| false),
         };
@@ -583,7 +589,7 @@ impl SessionRecovery {
     }
 }
 
-pub fn init(ruby: &Ruby, master: magnus::RModule) -> Result<(), Error> {
+pub(crate) fn init(ruby: &Ruby, master: magnus::RModule) -> Result<(), Error> {
     let class = master.define_class("SessionRecovery", ruby.class_object())?;
     class.define_alloc_func::<SessionRecovery>();
     class.define_private_method("_setup", method!(SessionRecovery::setup, 4))?;

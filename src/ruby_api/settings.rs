@@ -33,13 +33,17 @@ pub(super) struct Settings {
 }
 
 impl Settings {
-    pub fn from_ruby(ruby: &Ruby, settings: RHash) -> Result<Settings, Error> {
+    pub(super) fn from_ruby(ruby: &Ruby, settings: RHash) -> Result<Settings, Error> {
         serde_magnus::deserialize(ruby, settings)
     }
 
     /// The session's configuration. Zero or nil turns a trigger or a limit
     /// off; a duration was capped at a hundred years by Ruby.
-    pub fn into_config(self, task: TaskId, budget: Option<Money>) -> Result<SessionConfig, Error> {
+    pub(super) fn into_config(
+        self,
+        task: TaskId,
+        budget: Option<Money>,
+    ) -> Result<SessionConfig, Error> {
         let mut config = SessionConfig::new(task, StoreSpec::parse(&self.store).into_ruby()?);
         config.budget = budget;
         config.checkpoint_interval = self
@@ -62,14 +66,14 @@ impl Settings {
 /// The Ruby objects a session calls: kept by Rust, so marked by the
 /// session's `mark` (see `SessionRecovery`).
 pub(super) struct Hooks {
-    pub on_checkpoint: Option<Opaque<Value>>,
-    pub on_resume: Option<Opaque<Value>>,
-    pub on_complete: Option<Opaque<Value>>,
-    pub logger: Option<Opaque<Value>>,
+    pub(crate) on_checkpoint: Option<Opaque<Value>>,
+    pub(crate) on_resume: Option<Opaque<Value>>,
+    pub(crate) on_complete: Option<Opaque<Value>>,
+    pub(crate) logger: Option<Opaque<Value>>,
 }
 
 impl Hooks {
-    pub fn from_ruby(hooks: RHash) -> Hooks {
+    pub(super) fn from_ruby(hooks: RHash) -> Hooks {
         let optional = |key: &str| {
             let value = hash_get(hooks, key);
             (!value.is_nil()).then(|| Opaque::from(value))
@@ -82,7 +86,7 @@ impl Hooks {
         }
     }
 
-    pub fn all(&self) -> [Option<Opaque<Value>>; 4] {
+    pub(super) fn all(&self) -> [Option<Opaque<Value>>; 4] {
         [
             self.on_checkpoint,
             self.on_resume,

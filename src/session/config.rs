@@ -8,34 +8,34 @@ use crate::store::layout::TaskId;
 use crate::store::StoreSpec;
 
 #[derive(Debug, Clone)]
-pub struct SessionConfig {
-    pub task_id: TaskId,
-    pub store: StoreSpec,
-    pub budget: Option<Money>,
-    pub checkpoint_interval: Option<Duration>,
-    pub checkpoint_on_items: Option<u64>,
-    pub max_checkpoints: Option<u64>,
-    pub warn_threshold: f64,
-    pub max_retries: u32,
+pub(crate) struct SessionConfig {
+    pub(crate) task_id: TaskId,
+    pub(crate) store: StoreSpec,
+    pub(crate) budget: Option<Money>,
+    pub(crate) checkpoint_interval: Option<Duration>,
+    pub(crate) checkpoint_on_items: Option<u64>,
+    pub(crate) max_checkpoints: Option<u64>,
+    pub(crate) warn_threshold: f64,
+    pub(crate) max_retries: u32,
     /// False: nothing is written; progress and budget are still counted.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// False: `track_cost` records nothing.
-    pub track_costs: bool,
+    pub(crate) track_costs: bool,
     /// True: the `track_cost` that passes the budget (and every later one)
     /// persists the amount, then fails with `Error::BudgetExceeded`.
-    pub enforce_budget: bool,
-    pub auto_resume: bool,
-    pub durable: bool,
+    pub(crate) enforce_budget: bool,
+    pub(crate) auto_resume: bool,
+    pub(crate) durable: bool,
     /// `async: true`: `checkpoint` captures the state and returns; a
     /// background thread writes it (see `writer`).
-    pub async_writes: bool,
+    pub(crate) async_writes: bool,
 }
 
 impl SessionConfig {
     /// The settings a session has when nothing is given: the document's
     /// defaults (Ruby's `Options` and the shipped YAML say the same for
     /// sessions made from Ruby, which always pass every setting).
-    pub fn new(task_id: TaskId, store: StoreSpec) -> SessionConfig {
+    pub(crate) fn new(task_id: TaskId, store: StoreSpec) -> SessionConfig {
         SessionConfig {
             task_id,
             store,

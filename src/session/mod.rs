@@ -21,29 +21,29 @@ use crate::store::layout::TaskId;
 use crate::store::{gate, Pick, Store};
 use crate::ticker::Ticker;
 use crate::writer::{self, Job};
-pub use config::SessionConfig;
+pub(crate) use config::SessionConfig;
 use core::{lock, Core, State, WriteParts};
-pub use snapshot::{Data, RawJson, Restored, Snapshot};
+pub(crate) use snapshot::{Data, RawJson, Restored, Snapshot};
 
 /// What a checkpoint call changes before it writes.
 #[derive(Debug, Default, Clone)]
-pub struct CheckpointRequest {
-    pub data: Option<Data>,
-    pub message: Option<String>,
-    pub progress: Option<u64>,
-    pub items_total: Option<u64>,
+pub(crate) struct CheckpointRequest {
+    pub(crate) data: Option<Data>,
+    pub(crate) message: Option<String>,
+    pub(crate) progress: Option<u64>,
+    pub(crate) items_total: Option<u64>,
 }
 
 /// What `track_cost` did: the warnings to log once, and whether the amount
 /// passed an enforced budget (the caller persists it, then raises).
 #[derive(Debug, Default)]
-pub struct Tracked {
-    pub events: Vec<BudgetEvent>,
-    pub over_enforced_budget: bool,
+pub(crate) struct Tracked {
+    pub(crate) events: Vec<BudgetEvent>,
+    pub(crate) over_enforced_budget: bool,
 }
 
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     core: Arc<Core>,
     writer: writer::Slot,
 }
@@ -53,7 +53,7 @@ impl Session {
     /// checkpoint. Damaged checkpoints never stop a session from starting.
     /// Without it, the task starts afresh, but money it already spent is
     /// still spent: its history's spending carries over, never refunded.
-    pub fn open(config: SessionConfig) -> Result<(Session, Option<Restored>)> {
+    pub(crate) fn open(config: SessionConfig) -> Result<(Session, Option<Restored>)> {
         let store = Store::open(&config.store)?;
         let session = Session {
             core: Arc::new(Core {
@@ -108,12 +108,8 @@ impl Session {
         Ok((session, resumed))
     }
 
-    pub fn task_id(&self) -> &TaskId {
+    pub(crate) fn task_id(&self) -> &TaskId {
         &self.core.config.task_id
-    }
-
-    pub fn config(&self) -> &SessionConfig {
-        &self.core.config
     }
 
     #[cfg(test)]
@@ -122,7 +118,7 @@ impl Session {
     }
 
     /// Where the session's store is, for people (a directory, `memory://NAME`).
-    pub fn location(&self) -> String {
+    pub(crate) fn location(&self) -> String {
         self.core.store.location()
     }
 
@@ -157,24 +153,24 @@ impl Session {
 
     /// With `async_writes`, a checkpoint only captures and queues; the
     /// caller may keep Ruby's lock for it unless the queue is full.
-    pub fn is_async(&self) -> bool {
+    pub(crate) fn is_async(&self) -> bool {
         self.core.config.async_writes && self.core.config.enabled
     }
 
     /// True when an async checkpoint would wait for the writer.
-    pub fn writer_is_full(&self) -> bool {
+    pub(crate) fn writer_is_full(&self) -> bool {
         self.writer.is_full()
     }
 
     /// Waits until the writer's queue has room.
-    pub fn wait_for_writer(&self) {
+    pub(crate) fn wait_for_writer(&self) {
         self.writer.wait_for_room();
     }
 
     /// Waits until every checkpoint captured so far is durable; the number
     /// of the last one written. Reports a background write error, keeping
     /// what was not written for the next try.
-    pub fn flush(&self) -> Result<Option<u64>> {
+    pub(crate) fn flush(&self) -> Result<Option<u64>> {
         let written = self.writer.flush()?;
         Ok(written.or_else(|| self.last_checkpoint()))
     }
@@ -182,7 +178,7 @@ impl Session {
     /// `checkpoint(data:, message:, progress:, items_total:)`: values not
     /// given carry over from the session. A checkpoint that moves progress
     /// beyond where the session stood is progress: failures start over.
-    pub fn checkpoint(&self, request: CheckpointRequest) -> Result<Snapshot> {
+    pub(crate) fn checkpoint(&self, request: CheckpointRequest) -> Result<Snapshot> {
         let change = |state: &mut State, ticker: &Ticker| {
             if let Some(progress) = request.progress {
                 ticker.set_progress(progress);
@@ -225,19 +221,19 @@ impl Session {
     /// writes it with `checkpoint`, holding the current data), `None` when
     /// the count would pass the largest number of items a checkpoint holds.
     #[inline]
-    pub fn tick_due(&self, items: u64) -> Option<bool> {
+    pub(crate) fn tick_due(&self, items: u64) -> Option<bool> {
         self.core.ticker.tick(items)
     }
 
     /// Gives up a due tick that could not be written (its data would not
     /// encode): the next tick is due again.
-    pub fn release_tick(&self) {
+    pub(crate) fn release_tick(&self) {
         self.core.ticker.release();
     }
 
     /// The final checkpoint: status completed, holding `data` (the current
     /// data) when given. Completion is progress: failures start over.
-    pub fn complete(&self, data: Option<Data>) -> Result<Snapshot> {
+    pub(crate) fn complete(&self, data: Option<Data>) -> Result<Snapshot> {
         self.write(|state, ticker| {
             if state.items_total.is_none() {
                 state.items_total = Some(ticker.progress());
@@ -253,7 +249,11 @@ impl Session {
 
     /// Writes a failed checkpoint holding `error` and `data` (the current
     /// data; the last data given when `None`).
-    pub fn checkpoint_error(&self, error: ErrorInfo, data: Option<Data>) -> Result<Snapshot> {
+    pub(crate) fn checkpoint_error(
+        &self,
+        error: ErrorInfo,
+        data: Option<Data>,
+    ) -> Result<Snapshot> {
         let message = Some(format!("{}: {}", error.class, error.message));
         self.write(|state, _| {
             state.failures = state.failures.saturating_add(1);
@@ -269,22 +269,22 @@ impl Session {
 
     /// True while the failures since the task last made progress are fewer
     /// than `max_retries`.
-    pub fn can_retry(&self) -> bool {
+    pub(crate) fn can_retry(&self) -> bool {
         lock(&self.core.state).failures < self.core.config.max_retries
     }
 
-    pub fn failures(&self) -> u32 {
+    pub(crate) fn failures(&self) -> u32 {
         lock(&self.core.state).failures
     }
 
-    pub fn retries(&self) -> u32 {
+    pub(crate) fn retries(&self) -> u32 {
         lock(&self.core.state).retries
     }
 
     /// Goes back to the newest good checkpoint's progress and data, counts a
     /// retry and persists both as a new checkpoint (a copy of the good one,
     /// `retry_of`). `None` (and a start from zero) when there is no good one.
-    pub fn retry_from_checkpoint(&self) -> Result<(Option<Snapshot>, Vec<String>)> {
+    pub(crate) fn retry_from_checkpoint(&self) -> Result<(Option<Snapshot>, Vec<String>)> {
         self.settle()?;
         let task = &self.core.config.task_id;
         let lookup = self.core.store.find(task, Pick::LatestGood)?;
@@ -322,7 +322,7 @@ impl Session {
     /// Makes the newest good checkpoint before the one the session stands on
     /// (or number `to`) current again by writing it anew: history is never
     /// destroyed, and a second rollback goes back one more step.
-    pub fn rollback(&self, to: Option<u64>) -> Result<(Snapshot, Vec<String>)> {
+    pub(crate) fn rollback(&self, to: Option<u64>) -> Result<(Snapshot, Vec<String>)> {
         self.settle()?;
         let task = &self.core.config.task_id;
         let (target, warnings) = match to {
@@ -370,7 +370,7 @@ impl Session {
 
     /// The newest intact checkpoint (or number `n`), adopted as the session's
     /// progress and data. `Ok(None)` when the task has none.
-    pub fn restore(&self, number: Option<u64>) -> Result<Option<Restored>> {
+    pub(crate) fn restore(&self, number: Option<u64>) -> Result<Option<Restored>> {
         self.settle()?;
         let _pass = gate::enter();
         let _writing = lock(&self.core.write_lock);
@@ -409,7 +409,7 @@ impl Session {
     }
 
     /// True when the task has an intact checkpoint.
-    pub fn checkpoint_exists(&self) -> Result<bool> {
+    pub(crate) fn checkpoint_exists(&self) -> Result<bool> {
         self.settle()?;
         Ok(self
             .core
@@ -418,7 +418,7 @@ impl Session {
             .is_some())
     }
 
-    pub fn last_checkpoint_time(&self) -> Result<Option<DateTime<Utc>>> {
+    pub(crate) fn last_checkpoint_time(&self) -> Result<Option<DateTime<Utc>>> {
         self.settle()?;
         Ok(self
             .core
@@ -429,7 +429,7 @@ impl Session {
 
     /// True when there is an intact checkpoint to resume from (the newest,
     /// or an older one when the newest is damaged); false when there is none.
-    pub fn checkpoint_valid(&self) -> Result<bool> {
+    pub(crate) fn checkpoint_valid(&self) -> Result<bool> {
         self.settle()?;
         let lookup = self
             .core
@@ -439,7 +439,7 @@ impl Session {
     }
 
     /// Forgets the task: removes its checkpoints and zeroes the session.
-    pub fn reset(&self) -> Result<()> {
+    pub(crate) fn reset(&self) -> Result<()> {
         self.settle()?;
         let _pass = gate::enter();
         let _writing = lock(&self.core.write_lock);
@@ -453,26 +453,26 @@ impl Session {
         Ok(())
     }
 
-    pub fn progress(&self) -> u64 {
+    pub(crate) fn progress(&self) -> u64 {
         self.core.ticker.progress()
     }
 
-    pub fn items_total(&self) -> Option<u64> {
+    pub(crate) fn items_total(&self) -> Option<u64> {
         lock(&self.core.state).items_total
     }
 
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         lock(&self.core.state).status
     }
 
-    pub fn last_checkpoint(&self) -> Option<u64> {
+    pub(crate) fn last_checkpoint(&self) -> Option<u64> {
         lock(&self.core.state).last_checkpoint
     }
 
     /// Adds `amount` to the spending. With `enforce_budget`, reports whether
     /// the spending is now past the limit; the caller then persists it
     /// (`checkpoint`) and fails the call.
-    pub fn track_cost(&self, amount: Money) -> Result<Tracked> {
+    pub(crate) fn track_cost(&self, amount: Money) -> Result<Tracked> {
         if !self.core.config.track_costs {
             crate::budget::check_cost(amount)?;
             return Ok(Tracked::default());
@@ -486,7 +486,7 @@ impl Session {
     }
 
     /// The error an enforced budget fails `track_cost` with.
-    pub fn budget_exceeded(&self) -> Error {
+    pub(crate) fn budget_exceeded(&self) -> Error {
         let budget = self.budget();
         Error::BudgetExceeded {
             task_id: self.task_id().to_string(),
@@ -495,11 +495,11 @@ impl Session {
         }
     }
 
-    pub fn increase_budget(&self, amount: Money) -> Result<()> {
+    pub(crate) fn increase_budget(&self, amount: Money) -> Result<()> {
         lock(&self.core.state).budget.increase(amount)
     }
 
-    pub fn budget(&self) -> Budget {
+    pub(crate) fn budget(&self) -> Budget {
         lock(&self.core.state).budget.clone()
     }
 }

@@ -13,13 +13,13 @@ use crate::store::Found;
 /// Raw JSON bytes shared without copying: the user's data, or a slice of a
 /// checkpoint file that was read.
 #[derive(Debug, Clone)]
-pub struct RawJson {
+pub(crate) struct RawJson {
     buf: Arc<Vec<u8>>,
     range: Range<usize>,
 }
 
 impl RawJson {
-    pub fn new(bytes: Vec<u8>) -> RawJson {
+    pub(crate) fn new(bytes: Vec<u8>) -> RawJson {
         let range = 0..bytes.len();
         RawJson {
             buf: Arc::new(bytes),
@@ -35,7 +35,7 @@ impl RawJson {
         }
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf[self.range.clone()]
     }
 }
@@ -43,24 +43,24 @@ impl RawJson {
 /// The user's data: JSON, and the kinds node saying which keys are Strings
 /// and which strings are Symbols (`crate::kinds`), when any are.
 #[derive(Debug, Clone)]
-pub struct Data {
-    pub json: RawJson,
-    pub kinds: Option<RawJson>,
+pub(crate) struct Data {
+    pub(crate) json: RawJson,
+    pub(crate) kinds: Option<RawJson>,
 }
 
 impl Data {
-    pub fn new(json: Vec<u8>, kinds: Option<Vec<u8>>) -> Data {
+    pub(crate) fn new(json: Vec<u8>, kinds: Option<Vec<u8>>) -> Data {
         Data {
             json: RawJson::new(json),
             kinds: kinds.map(RawJson::new),
         }
     }
 
-    pub fn empty_object() -> Data {
+    pub(crate) fn empty_object() -> Data {
         Data::new(b"{}".to_vec(), None)
     }
 
-    pub fn kinds_bytes(&self) -> Option<&[u8]> {
+    pub(crate) fn kinds_bytes(&self) -> Option<&[u8]> {
         self.kinds.as_ref().map(RawJson::as_bytes)
     }
 }
@@ -68,23 +68,23 @@ impl Data {
 /// A checkpoint as the caller sees it — what `restore` returns and what the
 /// callbacks receive.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub task_id: String,
+pub(crate) struct Snapshot {
+    pub(crate) task_id: String,
     /// `None` when writing is disabled.
-    pub checkpoint: Option<u64>,
-    pub timestamp: DateTime<Utc>,
-    pub status: Status,
-    pub progress: Progress,
-    pub data: Data,
-    pub message: Option<String>,
-    pub budget: BudgetFigures,
-    pub error: Option<Data>,
+    pub(crate) checkpoint: Option<u64>,
+    pub(crate) timestamp: DateTime<Utc>,
+    pub(crate) status: Status,
+    pub(crate) progress: Progress,
+    pub(crate) data: Data,
+    pub(crate) message: Option<String>,
+    pub(crate) budget: BudgetFigures,
+    pub(crate) error: Option<Data>,
     /// The checkpoint whose state this one copies (a rollback or a retry).
-    pub copy_of: Option<u64>,
-    pub failures: u32,
-    pub retries: u32,
+    pub(crate) copy_of: Option<u64>,
+    pub(crate) failures: u32,
+    pub(crate) retries: u32,
     /// What the write worked around in the store (planted entries).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Snapshot {
@@ -123,7 +123,7 @@ impl Snapshot {
 
     /// The checkpoint a session standing here goes back from: the one whose
     /// state this is (for a copy, the original).
-    pub fn stands_on(&self) -> Option<u64> {
+    pub(crate) fn stands_on(&self) -> Option<u64> {
         self.copy_of.or(self.checkpoint)
     }
 }
@@ -131,8 +131,8 @@ impl Snapshot {
 /// What a restore found: the state, whether it is this session's first
 /// resume (`on_resume` fires once), and damaged checkpoints passed over.
 #[derive(Debug, Clone)]
-pub struct Restored {
-    pub snapshot: Snapshot,
-    pub first_resume: bool,
-    pub warnings: Vec<String>,
+pub(crate) struct Restored {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) first_resume: bool,
+    pub(crate) warnings: Vec<String>,
 }

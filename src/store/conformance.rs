@@ -29,7 +29,7 @@ pub(crate) struct FileHarness {
 }
 
 impl FileHarness {
-    pub fn new() -> FileHarness {
+    pub(super) fn new() -> FileHarness {
         FileHarness {
             dir: TempDir::new(),
         }
@@ -63,7 +63,7 @@ pub(crate) struct MemoryHarness {
 }
 
 impl MemoryHarness {
-    pub fn new() -> MemoryHarness {
+    pub(super) fn new() -> MemoryHarness {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
         MemoryHarness {

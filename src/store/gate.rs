@@ -8,7 +8,9 @@ use std::cell::Cell;
 use std::sync::Once;
 
 struct Gate(std::cell::UnsafeCell<libc::pthread_rwlock_t>);
-// SAFETY: a pthread rwlock is made to be shared between threads.
+// SAFETY: the rwlock is only used through pthread calls, which synchronise
+// threads themselves; it is written directly only in a fork child, which
+// has one thread.
 unsafe impl Sync for Gate {}
 
 static GATE: Gate = Gate(std::cell::UnsafeCell::new(libc::PTHREAD_RWLOCK_INITIALIZER));
@@ -19,22 +21,28 @@ thread_local! {
 }
 
 extern "C" fn before_fork() {
+    // SAFETY: GATE is a static rwlock, initialised and never moved.
     unsafe { libc::pthread_rwlock_wrlock(GATE.0.get()) };
 }
 
 extern "C" fn after_fork_in_parent() {
+    // SAFETY: this thread took the write lock in `before_fork`.
     unsafe { libc::pthread_rwlock_unlock(GATE.0.get()) };
 }
 
 extern "C" fn after_fork_in_child() {
     // The child has one thread, the one that forked: start from a fresh lock.
+    // SAFETY: with one thread nothing else uses the lock while it is
+    // overwritten; the pointer is GATE's own, valid and aligned.
     unsafe { GATE.0.get().write(libc::PTHREAD_RWLOCK_INITIALIZER) };
 }
 
 /// Held for the length of one store operation; nests within a thread.
-pub struct Pass(());
+pub(crate) struct Pass(());
 
-pub fn enter() -> Pass {
+pub(crate) fn enter() -> Pass {
+    // SAFETY: the handlers are plain `extern "C"` functions that live as long
+    // as the process; `INSTALL` registers them once.
     INSTALL.call_once(|| unsafe {
         libc::pthread_atfork(
             Some(before_fork),
@@ -44,6 +52,8 @@ pub fn enter() -> Pass {
     });
     DEPTH.with(|depth| {
         if depth.get() == 0 {
+            // SAFETY: GATE is a static rwlock, initialised and never moved;
+            // the depth count has this thread take it once, not once per level.
             unsafe { libc::pthread_rwlock_rdlock(GATE.0.get()) };
         }
         depth.set(depth.get() + 1);
@@ -56,6 +66,7 @@ impl Drop for Pass {
         DEPTH.with(|depth| {
             depth.set(depth.get() - 1);
             if depth.get() == 0 {
+                // SAFETY: this thread took the read lock when its depth left 0.
                 unsafe { libc::pthread_rwlock_unlock(GATE.0.get()) };
             }
         });

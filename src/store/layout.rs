@@ -5,17 +5,17 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
-pub const INDEX_FILE: &str = "index.json";
-pub const METADATA_FILE: &str = "metadata.json";
+pub(crate) const INDEX_FILE: &str = "index.json";
+pub(crate) const METADATA_FILE: &str = "metadata.json";
 const CHECKPOINT_PREFIX: &str = "checkpoint_";
 const CHECKPOINT_SUFFIX: &str = ".json";
 /// Temp files end so; a crash can leave them behind, and the next writer
 /// holding the directory's lock removes them.
-pub const TEMP_SUFFIX: &str = ".tmp";
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 /// A task directory being removed is first renamed to this prefix, so it
 /// disappears from the store in one step.
-pub const TRASH_PREFIX: &str = ".trash-";
-pub const MAX_TASK_ID_BYTES: usize = 255;
+pub(crate) const TRASH_PREFIX: &str = ".trash-";
+pub(crate) const MAX_TASK_ID_BYTES: usize = 255;
 
 /// A task id that is safe as a single path component.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,14 +96,14 @@ pub fn parse_checkpoint_file_name(name: &str) -> Option<u64> {
 }
 
 /// A temp name unique across processes and threads: `.<target>.<pid>.<n>.tmp`.
-pub fn temp_file_name(target: &str) -> String {
+pub(crate) fn temp_file_name(target: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!(".{target}.{}.{n}{TEMP_SUFFIX}", std::process::id())
 }
 
-pub fn is_temp_file_name(name: &str) -> bool {
+pub(crate) fn is_temp_file_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
 }
 

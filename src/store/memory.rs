@@ -32,7 +32,7 @@ type Tasks = BTreeMap<String, BTreeMap<u64, Arc<Vec<u8>>>>;
 
 impl MemoryStore {
     /// The store of that name in this process, made on first use.
-    pub fn named(name: &str) -> Arc<MemoryStore> {
+    pub(super) fn named(name: &str) -> Arc<MemoryStore> {
         static STORES: OnceLock<Mutex<HashMap<String, Arc<MemoryStore>>>> = OnceLock::new();
         let stores = STORES.get_or_init(Default::default);
         let mut stores = stores.lock().unwrap_or_else(|p| p.into_inner());
@@ -83,7 +83,7 @@ impl MemoryStore {
     /// Replaces a stored checkpoint's bytes, as damage on a disk would: for
     /// tests of what readers do with a checkpoint that fails its checks.
     #[cfg(test)]
-    pub fn damage(&self, task: &TaskId, number: u64, bytes: Vec<u8>) {
+    pub(super) fn damage(&self, task: &TaskId, number: u64, bytes: Vec<u8>) {
         if let Some(checkpoints) = self.tasks().get_mut(task.as_str()) {
             checkpoints.insert(number, Arc::new(bytes));
         }

@@ -11,10 +11,10 @@
 mod cleanup;
 pub(crate) mod file;
 pub(crate) mod gate;
-pub mod layout;
+pub(crate) mod layout;
 mod memory;
-pub mod seal;
-pub mod summary;
+pub(crate) mod seal;
+pub(crate) mod summary;
 mod verify;
 
 #[cfg(test)]
@@ -27,22 +27,22 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::checkpoint::{CheckpointView, Document, Facts, Status};
+use crate::checkpoint::{Document, Facts, Status};
 use crate::error::{Error, Result};
 pub use cleanup::CleanupRule;
 use layout::TaskId;
 use seal::Seal;
-pub use summary::TaskSummary;
+pub(crate) use summary::TaskSummary;
 pub use verify::verify_checkpoint;
 
 #[derive(Debug, Clone)]
-pub struct WriteOptions {
+pub(crate) struct WriteOptions {
     /// Keep at most this many checkpoints per task (never pruning the
     /// newest, nor the newest non-failed one); `None` keeps all.
-    pub max_checkpoints: Option<u64>,
+    pub(crate) max_checkpoints: Option<u64>,
     /// Make the write durable before it returns (fsync on the file store).
     /// Off only for tests and benchmarks that measure all but the disk.
-    pub durable: bool,
+    pub(crate) durable: bool,
 }
 
 impl Default for WriteOptions {
@@ -55,31 +55,37 @@ impl Default for WriteOptions {
 }
 
 #[derive(Debug, Clone)]
-pub struct Written {
-    pub number: u64,
-    pub summary: TaskSummary,
-    pub pruned: Vec<u64>,
+pub(crate) struct Written {
+    pub(crate) number: u64,
+    /// The task's summary after the write, and the checkpoints it pruned:
+    /// read by the conformance suite, which checks backends agree on them.
+    #[cfg_attr(not(test), expect(dead_code, reason = "checked by tests only"))]
+    pub(crate) summary: TaskSummary,
+    #[cfg_attr(not(test), expect(dead_code, reason = "checked by tests only"))]
+    pub(crate) pruned: Vec<u64>,
     /// Things in the store that are not its own and were worked around.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// A checkpoint that passed its integrity check: its JSON text.
 #[derive(Debug, Clone)]
-pub struct Found {
-    pub number: u64,
-    pub json: Vec<u8>,
-    pub envelope: Envelope,
-    pub seal: Seal,
+pub(crate) struct Found {
+    pub(crate) number: u64,
+    pub(crate) json: Vec<u8>,
+    pub(crate) envelope: Envelope,
+    pub(crate) seal: Seal,
 }
 
 impl Found {
     /// The document parsed again, for callers that need every member.
-    pub fn view(&self) -> CheckpointView<'_> {
-        CheckpointView::parse(&self.json).expect("verified when read")
+    #[cfg(test)]
+    pub(crate) fn view(&self) -> crate::checkpoint::CheckpointView<'_> {
+        crate::checkpoint::CheckpointView::parse(&self.json).expect("verified when read")
     }
 
     /// The user's data: raw JSON within `json`.
-    pub fn state(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> &[u8] {
         &self.json[self.envelope.state.clone()]
     }
 }
@@ -87,39 +93,39 @@ impl Found {
 /// What the one parse of a checkpoint learned, so nothing parses it (or
 /// checks its seal) twice.
 #[derive(Debug, Clone)]
-pub struct Envelope {
-    pub facts: Facts,
-    pub time: DateTime<Utc>,
+pub(crate) struct Envelope {
+    pub(crate) facts: Facts,
+    pub(crate) time: DateTime<Utc>,
     /// The checkpoint whose state this one copies (`rollback_of`, `retry_of`).
-    pub copy_of: Option<u64>,
+    pub(crate) copy_of: Option<u64>,
     /// Where `state` and `error`, and their kinds nodes, are within the
     /// document's JSON.
-    pub state: Range<usize>,
-    pub state_kinds: Option<Range<usize>>,
-    pub error: Option<Range<usize>>,
-    pub error_kinds: Option<Range<usize>>,
+    pub(crate) state: Range<usize>,
+    pub(crate) state_kinds: Option<Range<usize>>,
+    pub(crate) error: Option<Range<usize>>,
+    pub(crate) error_kinds: Option<Range<usize>>,
     /// The whole document's kinds node (`ruby_kinds`).
-    pub kinds: Option<Range<usize>>,
+    pub(crate) kinds: Option<Range<usize>>,
 }
 
 /// A checkpoint passed over because it is damaged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
-    pub number: u64,
+    pub(crate) number: u64,
     /// Why, without the checkpoint's location: `path` has it.
-    pub reason: String,
-    pub path: PathBuf,
+    pub(crate) reason: String,
+    pub(crate) path: PathBuf,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Lookup {
-    pub found: Option<Found>,
-    pub skipped: Vec<Skipped>,
+pub(crate) struct Lookup {
+    pub(crate) found: Option<Found>,
+    pub(crate) skipped: Vec<Skipped>,
 }
 
 impl Lookup {
     /// The one wording of "checkpoint N was passed over", for every reader.
-    pub fn warnings(&self, task: &TaskId) -> Vec<String> {
+    pub(crate) fn warnings(&self, task: &TaskId) -> Vec<String> {
         self.skipped
             .iter()
             .map(|s| {
@@ -136,7 +142,7 @@ impl Lookup {
 
 /// Which checkpoint a lookup wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pick {
+pub(crate) enum Pick {
     /// The newest intact one.
     Latest,
     /// The newest intact one that is not a failure.
@@ -146,9 +152,9 @@ pub enum Pick {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Listing {
-    pub tasks: Vec<TaskSummary>,
-    pub warnings: Vec<String>,
+pub(crate) struct Listing {
+    pub(crate) tasks: Vec<TaskSummary>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// What a backend does. Every method is one whole operation: a backend
@@ -220,7 +226,7 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
 
 /// Which store: the one place a store is named and opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreSpec {
+pub(crate) enum StoreSpec {
     /// The file store in this directory.
     File(PathBuf),
     /// An in-process store, shared by every session of this process that
@@ -231,7 +237,7 @@ pub enum StoreSpec {
 impl StoreSpec {
     /// `memory`, `memory://NAME`, `file:///path`, or a path. What Ruby's
     /// `Config.store` gives: already checked for shape.
-    pub fn parse(text: &str) -> Result<StoreSpec> {
+    pub(crate) fn parse(text: &str) -> Result<StoreSpec> {
         if text == "memory" {
             return Ok(StoreSpec::Memory("default".into()));
         }
@@ -253,12 +259,12 @@ impl StoreSpec {
 
 /// A store: a handle on one backend, cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub(crate) struct Store {
     backend: Arc<dyn Backend>,
 }
 
 impl Store {
-    pub fn open(spec: &StoreSpec) -> Result<Store> {
+    pub(crate) fn open(spec: &StoreSpec) -> Result<Store> {
         let backend: Arc<dyn Backend> = match spec {
             StoreSpec::File(path) => Arc::new(file::FileStore::new(path)?),
             StoreSpec::Memory(name) => memory::MemoryStore::named(name),
@@ -272,23 +278,24 @@ impl Store {
     }
 
     /// The file store in `dir`.
-    pub fn file(dir: &std::path::Path) -> Result<Store> {
+    #[cfg(test)]
+    pub(crate) fn file(dir: &std::path::Path) -> Result<Store> {
         Store::open(&StoreSpec::File(dir.to_path_buf()))
     }
 
-    pub fn location(&self) -> String {
+    pub(crate) fn location(&self) -> String {
         self.backend.location()
     }
 
-    pub fn checkpoint_location(&self, task: &TaskId, number: u64) -> PathBuf {
+    pub(crate) fn checkpoint_location(&self, task: &TaskId, number: u64) -> PathBuf {
         self.backend.checkpoint_location(task, number)
     }
 
-    pub fn task_location(&self, task: &TaskId) -> String {
+    pub(crate) fn task_location(&self, task: &TaskId) -> String {
         self.backend.task_location(task)
     }
 
-    pub fn write_checkpoint(
+    pub(crate) fn write_checkpoint(
         &self,
         task: &TaskId,
         doc: &mut Document,
@@ -299,28 +306,28 @@ impl Store {
         self.backend.write(task, doc, facts, options)
     }
 
-    pub fn read(&self, task: &TaskId, number: u64) -> Result<Found> {
+    pub(crate) fn read(&self, task: &TaskId, number: u64) -> Result<Found> {
         let _pass = gate::enter();
         self.backend.read(task, number)
     }
 
-    pub fn find(&self, task: &TaskId, pick: Pick) -> Result<Lookup> {
+    pub(crate) fn find(&self, task: &TaskId, pick: Pick) -> Result<Lookup> {
         let _pass = gate::enter();
         self.backend.find(task, pick)
     }
 
-    pub fn numbers(&self, task: &TaskId) -> Result<Vec<u64>> {
+    pub(crate) fn numbers(&self, task: &TaskId) -> Result<Vec<u64>> {
         let _pass = gate::enter();
         self.backend.numbers(task)
     }
 
     /// The task's summary; `None` if it has no intact checkpoint.
-    pub fn summary(&self, task: &TaskId) -> Result<Option<TaskSummary>> {
+    pub(crate) fn summary(&self, task: &TaskId) -> Result<Option<TaskSummary>> {
         Ok(self.summary_with_warnings(task)?.0)
     }
 
     /// As `summary`, with what was passed over on the way.
-    pub fn summary_with_warnings(
+    pub(crate) fn summary_with_warnings(
         &self,
         task: &TaskId,
     ) -> Result<(Option<TaskSummary>, Vec<String>)> {
@@ -328,25 +335,25 @@ impl Store {
         self.backend.summary(task)
     }
 
-    pub fn list(&self) -> Result<Listing> {
+    pub(crate) fn list(&self) -> Result<Listing> {
         let _pass = gate::enter();
         self.backend.list()
     }
 
     /// Removes the task and all its checkpoints. False if there was none.
-    pub fn remove(&self, task: &TaskId) -> Result<bool> {
+    pub(crate) fn remove(&self, task: &TaskId) -> Result<bool> {
         let _pass = gate::enter();
         self.backend.remove_if(task, &mut |_| true)
     }
 
-    pub fn is_newest(&self, task: &TaskId, number: u64, seal: Seal) -> Result<bool> {
+    pub(crate) fn is_newest(&self, task: &TaskId, number: u64, seal: Seal) -> Result<bool> {
         let _pass = gate::enter();
         self.backend.is_newest(task, number, seal)
     }
 
     /// Removes every task `rule` selects (or, with `dry_run`, only says
     /// which); their ids, sorted.
-    pub fn cleanup(
+    pub(crate) fn cleanup(
         &self,
         rule: &CleanupRule,
         now: DateTime<Utc>,

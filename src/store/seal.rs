@@ -27,14 +27,14 @@ const SUFFIX_LEN: usize = MARKER.len() + 8 + 3;
 
 /// Streams an unterminated JSON object (`{"a":1,"b":2`, no closing brace)
 /// to `out`, then closes it with the checksum member and a newline.
-pub struct SealedWriter<W: io::Write> {
+pub(crate) struct SealedWriter<W: io::Write> {
     out: W,
     crc: crc32fast::Hasher,
     len: u64,
 }
 
 impl<W: io::Write> SealedWriter<W> {
-    pub fn new(out: W) -> Self {
+    pub(crate) fn new(out: W) -> Self {
         SealedWriter {
             out,
             crc: crc32fast::Hasher::new(),
@@ -42,14 +42,14 @@ impl<W: io::Write> SealedWriter<W> {
         }
     }
 
-    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.crc.update(bytes);
         self.len += bytes.len() as u64;
         self.out.write_all(bytes)
     }
 
     /// Writes the seal; gives back the writer and what identifies the file.
-    pub fn finish(mut self) -> io::Result<(W, Seal)> {
+    pub(crate) fn finish(mut self) -> io::Result<(W, Seal)> {
         let crc = self.crc.clone().finalize();
         self.out.write_all(MARKER)?;
         self.out.write_all(format!("{crc:08x}\"}}\n").as_bytes())?;
@@ -63,7 +63,7 @@ impl<W: io::Write> SealedWriter<W> {
 
 /// The checksum a sealed file's last bytes state (not checked against its
 /// contents: `verify` does that).
-pub fn stated_crc(tail: &[u8]) -> Option<u32> {
+pub(crate) fn stated_crc(tail: &[u8]) -> Option<u32> {
     let end = tail
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())

@@ -44,7 +44,7 @@ pub struct TaskSummary {
 impl TaskSummary {
     /// A summary that only names a checkpoint and its seal (what freshness
     /// checks look at).
-    pub fn naming(task_id: &str, latest: u64, seal: Seal) -> TaskSummary {
+    pub(crate) fn naming(task_id: &str, latest: u64, seal: Seal) -> TaskSummary {
         TaskSummary {
             task_id: task_id.to_owned(),
             version: FORMAT_VERSION.to_owned(),
@@ -66,7 +66,7 @@ impl TaskSummary {
 
     /// When the latest checkpoint was written, as precisely as known: what
     /// "newest" means wherever tasks are ordered.
-    pub fn recency(&self) -> chrono::DateTime<chrono::Utc> {
+    pub(crate) fn recency(&self) -> chrono::DateTime<chrono::Utc> {
         self.written_at
             .as_deref()
             .and_then(|t| crate::checkpoint::parse_timestamp(t).ok())
@@ -76,7 +76,7 @@ impl TaskSummary {
 }
 
 /// Newest first: the most recently written task leads (ties by id).
-pub fn sort_newest_first(tasks: &mut [TaskSummary]) {
+pub(crate) fn sort_newest_first(tasks: &mut [TaskSummary]) {
     tasks.sort_by_cached_key(|row| (std::cmp::Reverse(row.recency()), row.task_id.clone()));
 }
 

@@ -11,15 +11,15 @@ use std::ffi::CStr;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-pub const DIR_MODE: libc::mode_t = 0o700;
-pub const FILE_MODE: libc::mode_t = 0o600;
+pub(crate) const DIR_MODE: libc::mode_t = 0o700;
+pub(crate) const FILE_MODE: libc::mode_t = 0o600;
 
 fn cstr(name: &str) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
@@ -43,8 +43,17 @@ fn retry_eintr<F: FnMut() -> libc::c_int>(mut call: F) -> io::Result<libc::c_int
     }
 }
 
+/// `fstat` of an open descriptor.
+fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: `libc::stat` is plain integers, for which all-zero bytes are valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open while borrowed, and `st` is a stat fstat may write.
+    retry_eintr(|| unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
+pub(crate) enum EntryKind {
     File,
     Dir,
     Symlink,
@@ -52,18 +61,18 @@ pub enum EntryKind {
 }
 
 #[derive(Debug, Clone)]
-pub struct Entry {
-    pub name: String,
-    pub kind: EntryKind,
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) kind: EntryKind,
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Stat {
-    pub kind: EntryKind,
-    pub size: u64,
-    pub dev: u64,
-    pub ino: u64,
-    pub links: u64,
+pub(crate) struct Stat {
+    pub(crate) kind: EntryKind,
+    pub(crate) size: u64,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) links: u64,
 }
 
 impl From<&libc::stat> for Stat {
@@ -85,7 +94,7 @@ impl From<&libc::stat> for Stat {
 }
 
 #[derive(Debug)]
-pub struct Dir {
+pub(crate) struct Dir {
     fd: OwnedFd,
     path: PathBuf,
 }
@@ -93,9 +102,10 @@ pub struct Dir {
 impl Dir {
     /// Opens an existing directory. The path itself may go through links
     /// (a store under a symlinked /var is fine); what is inside may not.
-    pub fn open(path: &Path) -> Result<Dir> {
+    pub(crate) fn open(path: &Path) -> Result<Dir> {
         let c = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| Error::invalid(format!("path {path:?} contains a NUL byte")))?;
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
         let fd = retry_eintr(|| unsafe {
             libc::open(
                 c.as_ptr(),
@@ -104,6 +114,7 @@ impl Dir {
         })
         .map_err(|e| Error::io("open directory", path, e))?;
         Ok(Dir {
+            // SAFETY: `fd` was just opened here and nothing else owns it.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             path: path.to_path_buf(),
         })
@@ -111,9 +122,10 @@ impl Dir {
 
     /// Opens `path`, a directory that must not itself be a symbolic link
     /// (the links above it are the user's business). `None` if missing.
-    pub fn open_nofollow(path: &Path) -> Result<Option<Dir>> {
+    pub(crate) fn open_nofollow(path: &Path) -> Result<Option<Dir>> {
         let c = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| Error::invalid(format!("path {path:?} contains a NUL byte")))?;
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
         match retry_eintr(|| unsafe {
             libc::open(
                 c.as_ptr(),
@@ -121,6 +133,7 @@ impl Dir {
             )
         }) {
             Ok(fd) => Ok(Some(Dir {
+                // SAFETY: `fd` was just opened here and nothing else owns it.
                 fd: unsafe { OwnedFd::from_raw_fd(fd) },
                 path: path.to_path_buf(),
             })),
@@ -130,7 +143,7 @@ impl Dir {
     }
 
     /// Opens a directory, creating it and any missing parents (mode 0700).
-    pub fn create_all(path: &Path) -> Result<Dir> {
+    pub(crate) fn create_all(path: &Path) -> Result<Dir> {
         match Dir::open(path) {
             Err(e) if e.is_not_found() => {}
             other => return other,
@@ -140,6 +153,7 @@ impl Dir {
         }
         let c = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| Error::invalid(format!("path {path:?} contains a NUL byte")))?;
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
         match retry_eintr(|| unsafe { libc::mkdir(c.as_ptr(), DIR_MODE) }) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -148,11 +162,11 @@ impl Dir {
         Dir::open(path)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn child_path(&self, name: &str) -> PathBuf {
+    pub(crate) fn child_path(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
@@ -161,8 +175,10 @@ impl Dir {
     }
 
     /// Opens the subdirectory `name`, refusing links. `None` if it does not exist.
-    pub fn open_subdir(&self, name: &str) -> Result<Option<Dir>> {
+    pub(crate) fn open_subdir(&self, name: &str) -> Result<Option<Dir>> {
         let c = cstr(name).map_err(|e| Error::io("open directory", self.child_path(name), e))?;
+        // SAFETY: `self.raw()` is the directory `self` keeps open, and `c` is
+        // a NUL-terminated name; both outlive the call.
         match retry_eintr(|| unsafe {
             libc::openat(
                 self.raw(),
@@ -171,6 +187,7 @@ impl Dir {
             )
         }) {
             Ok(fd) => Ok(Some(Dir {
+                // SAFETY: `fd` was just opened here and nothing else owns it.
                 fd: unsafe { OwnedFd::from_raw_fd(fd) },
                 path: self.child_path(name),
             })),
@@ -201,11 +218,13 @@ impl Dir {
 
     /// Opens or creates (0700) the subdirectory `name`, refusing links.
     /// Says whether it had to create it.
-    pub fn create_subdir(&self, name: &str) -> Result<(Dir, bool)> {
+    pub(crate) fn create_subdir(&self, name: &str) -> Result<(Dir, bool)> {
         if let Some(dir) = self.open_subdir(name)? {
             return Ok((dir, false));
         }
         let c = cstr(name).map_err(|e| Error::io("create directory", self.child_path(name), e))?;
+        // SAFETY: `self.raw()` is the directory `self` keeps open, and `c` is
+        // a NUL-terminated name; both outlive the call.
         match retry_eintr(|| unsafe { libc::mkdirat(self.raw(), c.as_ptr(), DIR_MODE) }) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -224,9 +243,11 @@ impl Dir {
     /// Opens a regular file for reading, refusing links and anything that is
     /// not a regular file (a FIFO or device planted in the store). `None` if
     /// it does not exist. Also gives its size.
-    pub fn open_file(&self, name: &str) -> Result<Option<(File, u64)>> {
+    pub(crate) fn open_file(&self, name: &str) -> Result<Option<(File, u64)>> {
         let path = || self.child_path(name);
         let c = cstr(name).map_err(|e| Error::io("open", path(), e))?;
+        // SAFETY: `self.raw()` is the directory `self` keeps open, and `c` is
+        // a NUL-terminated name; both outlive the call.
         let fd = match retry_eintr(|| unsafe {
             libc::openat(
                 self.raw(),
@@ -238,10 +259,9 @@ impl Dir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("open", path(), e)),
         };
+        // SAFETY: `fd` was just opened here and nothing else owns it.
         let file = unsafe { File::from_raw_fd(fd) };
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        retry_eintr(|| unsafe { libc::fstat(fd, &mut st) })
-            .map_err(|e| Error::io("inspect", path(), e))?;
+        let st = fstat(file.as_fd()).map_err(|e| Error::io("inspect", path(), e))?;
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(Error::UnsafeStore {
                 path: path(),
@@ -252,7 +272,7 @@ impl Dir {
     }
 
     /// Reads a whole regular file; `None` if it does not exist.
-    pub fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>> {
         use std::io::Read;
         let Some((mut file, size)) = self.open_file(name)? else {
             return Ok(None);
@@ -276,8 +296,10 @@ impl Dir {
     }
 
     /// Creates a new file that did not exist (O_EXCL, 0600).
-    pub fn create_new_file(&self, name: &str) -> Result<File> {
+    pub(crate) fn create_new_file(&self, name: &str) -> Result<File> {
         let c = cstr(name).map_err(|e| Error::io("create", self.child_path(name), e))?;
+        // SAFETY: `self.raw()` is the directory `self` keeps open, and `c` is
+        // a NUL-terminated name; both outlive the call. O_CREAT takes the mode.
         let fd = retry_eintr(|| unsafe {
             libc::openat(
                 self.raw(),
@@ -287,6 +309,7 @@ impl Dir {
             )
         })
         .map_err(|e| Error::io("create", self.child_path(name), e))?;
+        // SAFETY: `fd` was just opened here and nothing else owns it.
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
@@ -296,12 +319,15 @@ impl Dir {
     /// a half-written file. Refuses links: a symlink by O_NOFOLLOW, a hard
     /// link (which could lead outside the store) by replacing it.
     /// Says whether something that was not a plain file had to be replaced.
-    pub fn overwrite_file(&self, name: &str, bytes: &[u8]) -> Result<bool> {
+    pub(crate) fn overwrite_file(&self, name: &str, bytes: &[u8]) -> Result<bool> {
         use std::os::unix::fs::FileExt;
         let path = || self.child_path(name);
         let c = cstr(name).map_err(|e| Error::io("write", path(), e))?;
         let mut replaced = false;
         let file = loop {
+            // SAFETY: `self.raw()` is the directory `self` keeps open, and `c`
+            // is a NUL-terminated name; both outlive the call. O_CREAT takes
+            // the mode.
             let opened = retry_eintr(|| unsafe {
                 libc::openat(
                     self.raw(),
@@ -331,10 +357,9 @@ impl Dir {
                 }
                 Err(e) => return Err(self.explain(name, "write", e)),
             };
+            // SAFETY: `fd` was just opened here and nothing else owns it.
             let file = unsafe { File::from_raw_fd(fd) };
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            retry_eintr(|| unsafe { libc::fstat(fd, &mut st) })
-                .map_err(|e| Error::io("inspect", path(), e))?;
+            let st = fstat(file.as_fd()).map_err(|e| Error::io("inspect", path(), e))?;
             let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
             if regular && st.st_nlink == 1 {
                 break file;
@@ -357,29 +382,36 @@ impl Dir {
         Ok(replaced)
     }
 
-    pub fn rename(&self, from: &str, to: &str) -> Result<()> {
+    pub(crate) fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (f, t) = (cstr(from), cstr(to));
         let (Ok(f), Ok(t)) = (f, t) else {
             return Err(Error::invalid(format!("bad file name {from:?} or {to:?}")));
         };
+        // SAFETY: `self.raw()` is the directory `self` keeps open, and `f`
+        // and `t` are NUL-terminated names; all outlive the call.
         retry_eintr(|| unsafe { libc::renameat(self.raw(), f.as_ptr(), self.raw(), t.as_ptr()) })
             .map_err(|e| Error::io("rename into place", self.child_path(to), e))?;
         Ok(())
     }
 
     /// Moves `name` out of this directory into `target` under `new_name`.
-    pub fn rename_to(&self, name: &str, target: &Dir, new_name: &str) -> Result<()> {
+    pub(crate) fn rename_to(&self, name: &str, target: &Dir, new_name: &str) -> Result<()> {
         let (Ok(f), Ok(t)) = (cstr(name), cstr(new_name)) else {
             return Err(Error::invalid(format!("bad file name {name:?}")));
         };
+        // SAFETY: `self.raw()` and `target.raw()` are the directories `self`
+        // and `target` keep open, and `f` and `t` are NUL-terminated names;
+        // all outlive the call.
         retry_eintr(|| unsafe { libc::renameat(self.raw(), f.as_ptr(), target.raw(), t.as_ptr()) })
             .map_err(|e| Error::io("move", self.child_path(name), e))?;
         Ok(())
     }
 
     /// Removes a file (or link). Missing is fine.
-    pub fn unlink(&self, name: &str) -> Result<()> {
+    pub(crate) fn unlink(&self, name: &str) -> Result<()> {
         let c = cstr(name).map_err(|e| Error::io("remove", self.child_path(name), e))?;
+        // SAFETY: `self.raw()` is the directory `self` keeps open, and `c` is
+        // a NUL-terminated name; both outlive the call.
         match retry_eintr(|| unsafe { libc::unlinkat(self.raw(), c.as_ptr(), 0) }) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -389,7 +421,7 @@ impl Dir {
 
     /// Removes `name` and, if it is a directory, everything under it, without
     /// following any link. Missing is fine.
-    pub fn remove_tree(&self, name: &str) -> Result<()> {
+    pub(crate) fn remove_tree(&self, name: &str) -> Result<()> {
         match self.stat(name)? {
             None => Ok(()),
             Some(st) if st.kind == EntryKind::Dir => {
@@ -399,6 +431,8 @@ impl Dir {
                     }
                 }
                 let c = cstr(name).map_err(|e| Error::io("remove", self.child_path(name), e))?;
+                // SAFETY: `self.raw()` is the directory `self` keeps open, and
+                // `c` is a NUL-terminated name; both outlive the call.
                 match retry_eintr(|| unsafe {
                     libc::unlinkat(self.raw(), c.as_ptr(), libc::AT_REMOVEDIR)
                 }) {
@@ -412,9 +446,12 @@ impl Dir {
     }
 
     /// `lstat` of an entry; `None` if it does not exist.
-    pub fn stat(&self, name: &str) -> Result<Option<Stat>> {
+    pub(crate) fn stat(&self, name: &str) -> Result<Option<Stat>> {
         let c = cstr(name).map_err(|e| Error::io("inspect", self.child_path(name), e))?;
+        // SAFETY: `libc::stat` is plain integers, for which all-zero bytes are valid.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `self.raw()` is the directory `self` keeps open, `c` is a
+        // NUL-terminated name, and `st` is a stat fstatat may write.
         match retry_eintr(|| unsafe {
             libc::fstatat(self.raw(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW)
         }) {
@@ -425,15 +462,14 @@ impl Dir {
     }
 
     /// `fstat` of this directory itself.
-    pub fn self_stat(&self) -> Result<Stat> {
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        retry_eintr(|| unsafe { libc::fstat(self.raw(), &mut st) })
-            .map_err(|e| Error::io("inspect", &self.path, e))?;
+    pub(crate) fn self_stat(&self) -> Result<Stat> {
+        let st = fstat(self.fd.as_fd()).map_err(|e| Error::io("inspect", &self.path, e))?;
         Ok(Stat::from(&st))
     }
 
     /// Makes renames and unlinks in this directory durable.
-    pub fn sync(&self) -> Result<()> {
+    pub(crate) fn sync(&self) -> Result<()> {
+        // SAFETY: `self.raw()` is the directory `self` keeps open.
         retry_eintr(|| unsafe { libc::fsync(self.raw()) })
             .map_err(|e| Error::io("sync directory", &self.path, e))?;
         Ok(())
@@ -441,7 +477,7 @@ impl Dir {
 
     /// The entries of this directory, without `.` and `..`. Names that are
     /// not UTF-8 are skipped: the store never writes such names.
-    pub fn entries(&self) -> Result<Vec<Entry>> {
+    pub(crate) fn entries(&self) -> Result<Vec<Entry>> {
         let mut entries = Vec::new();
         let mut push = |name: &[u8], d_type: u8| {
             if name == b"." || name == b".." {
@@ -473,10 +509,13 @@ impl Dir {
     /// calls than opendir, which duplicates, rewinds and closes.
     #[cfg(target_os = "linux")]
     fn read_dir_raw(&self, push: &mut dyn FnMut(&[u8], u8)) -> Result<()> {
+        // SAFETY: `self.raw()` is the directory `self` keeps open.
         retry_eintr(|| unsafe { libc::lseek(self.raw(), 0, libc::SEEK_SET) as libc::c_int })
             .map_err(|e| Error::io("list", &self.path, e))?;
         let mut buf = vec![0u8; 32 * 1024];
         loop {
+            // SAFETY: `self.raw()` is the directory `self` keeps open, and the
+            // kernel writes at most `buf.len()` bytes into `buf`, which we own.
             let n = unsafe {
                 libc::syscall(
                     libc::SYS_getdents64,
@@ -510,31 +549,42 @@ impl Dir {
 
     #[cfg(not(target_os = "linux"))]
     fn read_dir_raw(&self, push: &mut dyn FnMut(&[u8], u8)) -> Result<()> {
+        // SAFETY: `self.raw()` is the directory `self` keeps open.
         let dup = retry_eintr(|| unsafe { libc::fcntl(self.raw(), libc::F_DUPFD_CLOEXEC, 0) })
             .map_err(|e| Error::io("list", &self.path, e))?;
+        // SAFETY: `dup` is a directory descriptor we own; the stream takes it.
         let stream = unsafe { libc::fdopendir(dup) };
         if stream.is_null() {
             let e = io::Error::last_os_error();
+            // SAFETY: fdopendir failed, so `dup` is still ours to close.
             unsafe { libc::close(dup) };
             return Err(Error::io("list", &self.path, e));
         }
+        // SAFETY: `stream` is the open stream fdopendir just gave us.
         unsafe { libc::rewinddir(stream) };
         loop {
+            // SAFETY: `stream` is open until the closedir below.
             let ent = unsafe { libc::readdir(stream) };
             if ent.is_null() {
+                // SAFETY: `stream` is open, and closed only here.
                 unsafe { libc::closedir(stream) };
                 return Ok(());
             }
+            // SAFETY: `ent` is the non-null entry readdir just returned, valid
+            // (its name NUL-terminated) until the next readdir on `stream`;
+            // the name is used before then.
             let (name, d_type) = unsafe { (CStr::from_ptr((*ent).d_name.as_ptr()), (*ent).d_type) };
             push(name.to_bytes(), d_type);
         }
     }
 
     /// A second descriptor for the same open directory.
-    pub fn try_clone(&self) -> Result<Dir> {
+    pub(crate) fn try_clone(&self) -> Result<Dir> {
+        // SAFETY: `self.raw()` is the directory `self` keeps open.
         let fd = retry_eintr(|| unsafe { libc::fcntl(self.raw(), libc::F_DUPFD_CLOEXEC, 0) })
             .map_err(|e| Error::io("open directory", &self.path, e))?;
         Ok(Dir {
+            // SAFETY: `fd` is the new descriptor fcntl just made; nothing else owns it.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             path: self.path.clone(),
         })
@@ -544,11 +594,12 @@ impl Dir {
     /// `flock` excludes other processes and, through separate descriptors,
     /// other threads. The lock belongs to the open directory: dropping the
     /// guard, or the process dying, releases it.
-    pub fn lock(&self, timeout: Duration) -> Result<LockedDir> {
+    pub(crate) fn lock(&self, timeout: Duration) -> Result<LockedDir> {
         let locked = LockedDir(self.try_clone()?);
         let started = Instant::now();
         let mut pause = Duration::from_micros(50);
         loop {
+            // SAFETY: `locked.0` keeps its descriptor open.
             match cvt(unsafe { libc::flock(locked.0.raw(), libc::LOCK_EX | libc::LOCK_NB) }) {
                 Ok(_) => return Ok(locked),
                 Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
@@ -567,8 +618,9 @@ impl Dir {
     }
 
     /// Takes the lock only if nobody holds it.
-    pub fn try_lock(&self) -> Result<Option<LockedDir>> {
+    pub(crate) fn try_lock(&self) -> Result<Option<LockedDir>> {
         let locked = LockedDir(self.try_clone()?);
+        // SAFETY: `locked.0` keeps its descriptor open.
         match cvt(unsafe { libc::flock(locked.0.raw(), libc::LOCK_EX | libc::LOCK_NB) }) {
             Ok(_) => Ok(Some(locked)),
             Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
@@ -578,17 +630,18 @@ impl Dir {
 }
 
 /// A held directory lock; released on drop.
-pub struct LockedDir(Dir);
+pub(crate) struct LockedDir(Dir);
 
 impl Drop for LockedDir {
     fn drop(&mut self) {
+        // SAFETY: the descriptor is still open: `self.0` is dropped after this.
         unsafe { libc::flock(self.0.raw(), libc::LOCK_UN) };
     }
 }
 
 /// The path of a store root given by the user, made absolute so a later
 /// `chdir` cannot move the store.
-pub fn absolute(path: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
     if path.as_os_str().is_empty() {
         return Err(Error::invalid("checkpoint_dir must not be empty"));
     }

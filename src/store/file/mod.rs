@@ -33,13 +33,13 @@ use crate::error::Result;
 use dir::{Dir, EntryKind, LockedDir};
 
 /// How long a writer waits for another process's lock before giving up.
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Writers keep index.json current while it is at most this big (about
 /// 650 tasks). Past that, rewriting it on every checkpoint would make each
 /// checkpoint cost O(tasks) — 25 ms at 10,000 tasks — so writers leave it,
 /// and `list`, which checks every row anyway, repairs what changed.
-pub const EAGER_INDEX_LIMIT: u64 = 256 * 1024;
+pub(crate) const EAGER_INDEX_LIMIT: u64 = 256 * 1024;
 
 #[derive(Debug, Clone)]
 pub(crate) struct FileStore {
@@ -49,7 +49,7 @@ pub(crate) struct FileStore {
 }
 
 impl FileStore {
-    pub fn new(root: &Path) -> Result<FileStore> {
+    pub(crate) fn new(root: &Path) -> Result<FileStore> {
         Ok(FileStore {
             root: dir::absolute(root)?,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
@@ -59,12 +59,12 @@ impl FileStore {
 
     /// See EAGER_INDEX_LIMIT.
     #[cfg(test)]
-    pub fn with_eager_index_limit(mut self, bytes: u64) -> FileStore {
+    pub(crate) fn with_eager_index_limit(mut self, bytes: u64) -> FileStore {
         self.eager_index_limit = bytes;
         self
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
@@ -72,7 +72,7 @@ impl FileStore {
         self.root.join(task.as_str())
     }
 
-    pub fn checkpoint_path(&self, task: &TaskId, number: u64) -> PathBuf {
+    pub(crate) fn checkpoint_path(&self, task: &TaskId, number: u64) -> PathBuf {
         self.task_path(task).join(checkpoint_file_name(number))
     }
 

@@ -34,11 +34,11 @@ impl Files {
         Files { files, store }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.files.root()
     }
 
-    pub fn checkpoint_path(&self, task: &TaskId, number: u64) -> PathBuf {
+    pub(crate) fn checkpoint_path(&self, task: &TaskId, number: u64) -> PathBuf {
         self.files.checkpoint_path(task, number)
     }
 
@@ -61,10 +61,10 @@ pub(crate) fn temp_store() -> (tempdir::TempDir, Files) {
 pub(crate) mod tempdir {
     use std::path::{Path, PathBuf};
 
-    pub struct TempDir(PathBuf);
+    pub(crate) struct TempDir(PathBuf);
 
     impl TempDir {
-        pub fn new() -> TempDir {
+        pub(crate) fn new() -> TempDir {
             use std::sync::atomic::{AtomicU64, Ordering};
             static N: AtomicU64 = AtomicU64::new(0);
             let path = std::env::temp_dir().join(format!(
@@ -76,7 +76,7 @@ pub(crate) mod tempdir {
             TempDir(path)
         }
 
-        pub fn path(&self) -> &Path {
+        pub(crate) fn path(&self) -> &Path {
             &self.0
         }
     }
