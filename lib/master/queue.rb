@@ -15,7 +15,12 @@ module MASTER
   # The queue's state is stored as checkpoints of the task "queue.<name>" in
   # the same store (so `bin/cli checkpoint list` shows it). Nothing here takes
   # a Mutex, so `checkpoint!` is safe inside a `trap` handler.
-  class Queue
+  #
+  # It is also Ruby's thread queue (a ::Thread::Queue): code inside `module
+  # MASTER` that writes `Queue.new` for one — MASTER v52's CLI, TTS and
+  # Server do — gets `<<`, `push`, `pop`, `empty?`, `clear`, `size` as
+  # Thread::Queue has them. No task method has a Thread::Queue method's name.
+  class Queue < ::Thread::Queue
     OPTIONS = {
       budget: :optional_amount,
       name: :name,
@@ -45,6 +50,7 @@ module MASTER
     #   takes the queue past its budget raises BudgetExceededError, which
     #   stops the queue (and a task's own budget is enforced by its session)
     def initialize(budget: nil, name: nil, **options)
+      super()
       Options.check!(options, OPTIONS.except(:budget, :name), "MASTER::Queue.new")
       check_budget(budget)
       name = Queue.program_name if name.nil?
