@@ -22,6 +22,7 @@ module MASTER
       store: :store,
       max_checkpoints: :count,
       auto_resume: :boolean,
+      resume_max_age: :age,
       resume_on_start: :boolean,
       keep_failed: :boolean,
       keep_successful: :days,
@@ -38,6 +39,7 @@ module MASTER
       path: "a non-empty directory path (String)",
       store: "a directory path, \"memory\" (or memory://NAME), or a postgresql:// URL",
       days: "a number of days, from 0 to 36500",
+      age: "a number of seconds from 0 to 100 years, or nil for no limit",
       fraction: "a fraction above 0 and at most 1 (0.8 means 80%)",
       callable: "something that responds to call (a lambda or proc), or nil",
       logger: "an object that responds to warn (a Logger), or nil"
@@ -51,6 +53,7 @@ module MASTER
       count: ->(v) { v.nil? || Config.non_negative?(v, integer: true) },
       positive_count: ->(v) { Config.non_negative?(v, integer: true) },
       days: ->(v) { Config.non_negative?(v, integer: false) && v <= 36_500 },
+      age: ->(v) { v.nil? || Config.non_negative?(v, integer: false) },
       path: path,
       store: ->(v) { v.nil? || path.call(v) },
       fraction: ->(v) { v.is_a?(Numeric) && v.real? && v.positive? && v <= 1 },
@@ -207,7 +210,10 @@ module MASTER
                 "#{path}: `#{SECTION}:` must hold key: value pairs; got #{Options.shown(section)}"
         end
 
-        section.each_with_object({}) do |(key, value), settings|
+        # MASTER v52's shape (`recovery:`, `triggers:` ...); `session_recovery:` wins.
+        v52, ignored = V52::ConfigFile.read(document, path)
+        warn_once([path, :v52], V52::ConfigFile.warning(path, ignored)) unless ignored.empty?
+        section.each_with_object(v52) do |(key, value), settings|
           name = key.to_s.to_sym
           kind = KEYS[name]
           unless kind
@@ -231,8 +237,8 @@ module MASTER
       # A misspelled section (`session_recovry:`) would otherwise be ignored
       # without a word, and its settings with it.
       def warn_unknown_sections(document, path)
-        (document.keys.map(&:to_s) - SECTIONS).each do |name|
-          near = closest(name, SECTIONS)
+        (document.keys.map(&:to_s) - SECTIONS - V52::ConfigFile::SECTIONS).each do |name|
+          near = closest(name, SECTIONS + V52::ConfigFile::SECTIONS)
           warn_once([path, :section, name], "#{path}: unknown section `#{name}:` (ignored, with everything in it)" \
                                             "#{"; did you mean `#{near}:`?" if near}; known sections: #{SECTIONS.join(', ')}")
         end

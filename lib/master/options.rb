@@ -14,6 +14,7 @@ module MASTER
       max_checkpoints: :count,
       warn_threshold: :fraction,
       auto_resume: :boolean,
+      resume_max_age: :age,
       max_retries: :positive_count,
       on_checkpoint: :callable,
       on_resume: :callable,

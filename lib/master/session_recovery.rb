@@ -8,14 +8,24 @@ module MASTER
   #   session.checkpoint(progress: 10, data: { processed: results })
   #   session.complete!
   class SessionRecovery
-    # @param task_id [String] names the task's directory in the store
+    # `task_id:` left out (not given as nil): MASTER v52's API.
+    NO_TASK_ID = Object.new.freeze
+    private_constant :NO_TASK_ID
+
+    # The options a session without `task_id:` (MASTER v52's API) takes.
+    V52_OPTIONS = %i[store checkpoint_dir max_checkpoints enabled logger].freeze
+
+    # @param task_id [String] names the task's directory in the store. Left
+    #   out (with no budget), the session answers MASTER v52's API instead
+    #   (V52::Recovery: checkpoint(task:, files:, ...), latest, list ...).
     # @param budget [Numeric, nil] dollars this task may spend
     # @param options see Options::SESSION; defaults come from Config
-    def initialize(task_id:, budget: nil, **options)
-      Options.check_budget!(budget)
-      settings, hooks = Options.session(options)
-      _setup(task_id, budget, settings, hooks)
-      SessionRecovery.flush_at_exit(self) if settings[:async]
+    def initialize(task_id: NO_TASK_ID, budget: nil, **options)
+      if NO_TASK_ID.equal?(task_id)
+        setup_v52(budget, options)
+      else
+        setup_task(task_id, budget, options)
+      end
     end
 
     # Sessions with `async: true` are flushed when the process exits, so a
@@ -73,6 +83,67 @@ module MASTER
     def self.cleanup(older_than: nil, keep_failed: nil, keep_completed: false, store: nil, checkpoint_dir: nil)
       SessionPersistence.cleanup(older_than: older_than, keep_failed: keep_failed,
                                  keep_completed: keep_completed, store: store, checkpoint_dir: checkpoint_dir)
+    end
+
+    # "45s", "12 min", "5.5 h", "3 days": an age for people.
+    def self.age_text(seconds)
+      if seconds < 120 then "#{seconds.round}s"
+      elsif seconds < 7200 then "#{(seconds / 60).round} min"
+      elsif seconds < 172_800 then "#{(seconds / 3600).round(1)} h"
+      else
+        "#{(seconds / 86_400).round} days"
+      end
+    end
+
+    private
+
+    # The documented API: the task `task_id`, resumed from its latest
+    # checkpoint (auto_resume) unless that is older than resume_max_age.
+    def setup_task(task_id, budget, options)
+      Options.check_budget!(budget)
+      settings, hooks = Options.session(options)
+      max_age = settings.delete(:resume_max_age)
+      settings[:auto_resume] = false if settings[:auto_resume] && too_old?(task_id, settings[:store], max_age, hooks)
+      _setup(task_id, budget, settings, hooks)
+      SessionRecovery.flush_at_exit(self) if settings[:async]
+    end
+
+    # MASTER v52's SessionRecovery.new: one task (V52::TASK_ID) holding what
+    # its flat directory held, never resumed by itself (v52 resumed only
+    # when asked: latest, restore).
+    def setup_v52(budget, options)
+      unless budget.nil?
+        raise ArgumentError, "missing keyword: :task_id (SessionRecovery.new without task_id: is MASTER v52's API, " \
+                             "which takes no budget)"
+      end
+      other = options.keys & (Options::SESSION.keys - V52_OPTIONS)
+      unless other.empty?
+        raise ArgumentError, "option#{'s' if other.size > 1} #{other.map(&:inspect).join(', ')} need#{'s' if other.size == 1} " \
+                             "task_id:; SessionRecovery.new without task_id: (MASTER v52's API) takes only " \
+                             "#{V52_OPTIONS.join(', ')}"
+      end
+      settings, hooks = Options.session(options)
+      settings.delete(:resume_max_age)
+      settings.merge!(auto_resume: false, async: false)
+      _setup(V52::TASK_ID, nil, settings, hooks)
+      extend V52::Recovery
+      v52_setup(settings[:store], hooks[:logger])
+    end
+
+    # Whether the task's last checkpoint is older than `max_age` seconds, so
+    # a new session starts fresh (saying so once) instead of resuming it.
+    def too_old?(task_id, store, max_age, hooks)
+      return false if max_age.nil?
+
+      updated = SessionPersistence.summary(task_id.is_a?(Symbol) ? task_id.to_s : task_id, store: store)&.dig(:updated_at)
+      age = updated && (Time.now - updated)
+      return false unless age && age > max_age
+
+      hooks[:logger]&.warn("task #{task_id}: its last checkpoint is #{SessionRecovery.age_text(age)} old, more than " \
+                           "resume_max_age (#{max_age}s); starting fresh (what the task spent carries over)")
+      true
+    rescue ArgumentError, TypeError, Error
+      false # a bad task id or store: _setup says what is wrong
     end
   end
 end
