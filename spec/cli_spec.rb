@@ -7,7 +7,7 @@ module CLISpec
   Run = Struct.new(:out, :err, :status)
   BIN = File.expand_path("../bin/cli", __dir__)
   EXE = File.expand_path("../exe/master", __dir__)
-  CLISpec::SUBCOMMANDS = %w[create list show resume clean remove migrate-config].freeze
+  CLISpec::SUBCOMMANDS = %w[create list show resume clean remove migrate migrate-config].freeze
 end
 
 # bin/cli as a user runs it: a real process in the example's directory, its
@@ -583,7 +583,7 @@ RSpec.describe "bin/cli checkpoint" do
       cases = {
         [] => "missing command; try bin/cli checkpoint list, or see bin/cli --help",
         %w[bogus] => "unknown command \"bogus\"; see bin/cli --help",
-        %w[checkpoint] => "missing subcommand (create, list, show, resume, clean, remove, migrate-config); " \
+        %w[checkpoint] => "missing subcommand (create, list, show, resume, clean, remove, migrate, migrate-config); " \
                           "see bin/cli checkpoint --help",
         %w[checkpoint lst] => "unknown subcommand \"lst\" (did you mean list?); see bin/cli checkpoint --help",
         %w[checkpoint list --bogus] => "invalid option: --bogus; see bin/cli checkpoint list --help",

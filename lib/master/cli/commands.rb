@@ -110,6 +110,67 @@ module MASTER
         say("Removed #{task} and its #{plural(count, 'checkpoint')} from #{dir}")
       end
 
+      def migrate(argv, options)
+        parse("migrate", argv, options)
+        no_arguments!(argv)
+        dir = existing_store(options)
+        unless dir.start_with?("/")
+          raise Failure, "the old MASTER v52 checkpoint files are in a directory, and the store is " \
+                         "#{SessionPersistence.location(store: dir)}; name their directory with --dir DIR"
+        end
+        unless Config.settings[:enabled]
+          raise Failure, "checkpointing is turned off (enabled: false in the configuration); nothing was imported"
+        end
+
+        result = with_migrate_progress(dir) { |progress| V52::Migration.new(dir, progress: progress).run }
+        return emit_json(result, options) if options[:json]
+
+        say(migrate_text(result))
+      end
+
+      def migrate_text(result)
+        if result[:old_files].zero?
+          return "No MASTER v52 checkpoint files (checkpoint_<epoch>.json) in #{result[:store]}; nothing to import"
+        end
+
+        lines = if result[:imported].empty?
+                  ["Nothing new to import from #{result[:store]} into task #{result[:task]}."]
+                else
+                  ["Imported #{plural(result[:imported].size, 'MASTER v52 checkpoint file')} from #{result[:store]} " \
+                   "into task #{result[:task]}. The files are kept, recorded as imported in " \
+                   "#{File.basename(result[:record])}: SessionRecovery.new reads their checkpoints from the task now."]
+                end
+        lines << "#{plural(result[:already_imported].size, 'file')} already imported." unless result[:already_imported].empty?
+        unless result[:damaged].empty?
+          lines << "#{plural(result[:damaged].size, 'damaged file')} skipped: #{result[:damaged].join(', ')}."
+        end
+        unless result[:rewritten].empty?
+          lines << "#{plural(result[:rewritten].size, 'newer checkpoint')} of #{result[:task]} written again after them, " \
+                   "so the newest stay last."
+        end
+        lines.join("\n")
+      end
+
+      # Shows "imported 30 of 120" on stderr while importing many files, when
+      # stderr is a terminal.
+      def with_migrate_progress(dir)
+        return yield(nil) unless @err.tty?
+
+        shown = false
+        result = yield(lambda do |done, total|
+          next if total < MIGRATE_PROGRESS_FROM
+
+          shown = true
+          @err.print "\rmaster: migrating #{dir}: imported #{done} of #{total}"
+        end)
+        result
+      ensure
+        @err.print "\r\e[K" if shown
+      end
+
+      # From this many files to write, migrate shows its progress.
+      MIGRATE_PROGRESS_FROM = 20
+
       def migrate_config(argv, options)
         parse("migrate-config", argv, options)
         file = one_argument!(argv, "FILE")

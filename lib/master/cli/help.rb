@@ -60,6 +60,19 @@ module MASTER
         about: "Removes task TASK and all its checkpoints.\n",
         examples: ["remove refactor-users-module"]
       },
+      "migrate" => {
+        usage: "[--dir DIR]",
+        about: <<~TEXT,
+          Imports the checkpoint_<epoch>.json files MASTER v52 wrote (in the store's
+          directory: --dir DIR, or the configured checkpoint_dir) as checkpoints of
+          the task master-v52, oldest first, where SessionRecovery.new (without
+          task_id:) finds them. The files are kept, and recorded as imported in
+          .master-v52-imported.json beside them, so they are not read again.
+          Running it again imports nothing twice; a damaged file is skipped
+          with a warning.
+        TEXT
+        examples: ["migrate --dir var/checkpoints", "migrate --json"]
+      },
       "migrate-config" => {
         usage: "FILE",
         about: <<~TEXT,
