@@ -491,11 +491,11 @@ RSpec.describe "Bad input matrix" do
   # A missing checkpoint is named by its task and number, a file-system
   # refusal by its path; other errors name the argument.
   def expect_error(error, expected, row_names, shown, value = nil)
-    case expected
-    when m::NOT_FOUND
+    # Compared with ==: `case` would ask whether the class is an instance of itself.
+    if expected == m::NOT_FOUND
       row_names = /has no checkpoints?\b/
       shown = /#{Regexp.escape(value.to_s)}/
-    when m::STORE
+    elsif expected == m::STORE
       row_names = /#{Regexp.escape(value.to_s[0, 32])}/
     end
     if expected == m::ARG
