@@ -46,6 +46,13 @@ pub enum Error {
         spent: Money,
         limit: Money,
     },
+    /// The database refused or could not be reached (Ruby
+    /// `MASTER::StoreError`). `action` names the store without a password.
+    Database {
+        action: String,
+        detail: String,
+        hint: String,
+    },
     /// A background (`async: true`) write failed; `unwritten` captured
     /// checkpoints are kept and written again by the next call or flush.
     BackgroundWrite {
@@ -188,6 +195,11 @@ impl fmt::Display for Error {
                 spent.to_cents_string(),
                 limit.to_cents_string()
             ),
+            Error::Database {
+                action,
+                detail,
+                hint,
+            } => write!(f, "could not {action}: {detail}; {hint}"),
             Error::BackgroundWrite { source, unwritten } => write!(
                 f,
                 "{source}; the {unwritten} captured checkpoint(s) not yet written are kept and \

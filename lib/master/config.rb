@@ -109,6 +109,7 @@ module MASTER
         when "memory" then "memory://default"
         when %r{\Amemory://([^/]*)\z} then "memory://#{Regexp.last_match(1).empty? ? 'default' : Regexp.last_match(1)}"
         when %r{\Afile://(.+)\z} then checkpoint_dir(Regexp.last_match(1))
+        when %r{\Apostgres(ql)?://}i then value
         when %r{\A[a-z][a-z0-9+.-]*://}i
           scheme = value[/\A[^:]*/]
           raise ArgumentError, "#{name} names a store the gem does not know (#{scheme}://…); " \

@@ -41,7 +41,8 @@ fn hostname() -> String {
     }
 }
 
-fn user_name() -> String {
+/// The name of the user running this process (PGUSER's default too).
+pub(crate) fn user_name() -> String {
     // SAFETY: getuid takes nothing and always succeeds.
     let uid = unsafe { libc::getuid() };
     // SAFETY: `passwd` is integers and pointers, for which all-zero (null) is valid.

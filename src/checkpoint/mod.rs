@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use crate::budget::Money;
 pub use document::{json_bytes, Draft};
 pub(crate) use document::{Document, ErrorInfo, Facts, KINDS_MEMBER};
+pub(crate) use host::user_name as host_user_name;
 pub use host::Host;
 #[cfg(test)]
 pub(crate) use view::validate_raw_json;

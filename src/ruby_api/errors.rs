@@ -42,7 +42,9 @@ pub(crate) fn init(ruby: &Ruby, master: RModule) -> Result<(), Error> {
 fn class_of(ruby: &Ruby, error: &CoreError) -> ExceptionClass {
     match error {
         CoreError::InvalidArgument(_) => ruby.exception_arg_error(),
-        CoreError::Io { .. } | CoreError::UnsafeStore { .. } => ruby.get_inner(&STORE_ERROR),
+        CoreError::Io { .. } | CoreError::UnsafeStore { .. } | CoreError::Database { .. } => {
+            ruby.get_inner(&STORE_ERROR)
+        }
         CoreError::LockTimeout { .. } => ruby.get_inner(&LOCK_TIMEOUT_ERROR),
         CoreError::Corrupt { .. } | CoreError::NoIntactCheckpoint { .. } => {
             ruby.get_inner(&CORRUPT_ERROR)

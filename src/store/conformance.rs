@@ -95,7 +95,13 @@ fn task(id: &str) -> TaskId {
     TaskId::parse(id).unwrap()
 }
 
-fn write(store: &Store, id: &str, status: Status, processed: u64, max: Option<u64>) -> Written {
+pub(crate) fn write(
+    store: &Store,
+    id: &str,
+    status: Status,
+    processed: u64,
+    max: Option<u64>,
+) -> Written {
     let state = format!(r#"{{"n":{processed}}}"#);
     let draft = Draft {
         task_id: id,
@@ -124,7 +130,7 @@ fn write(store: &Store, id: &str, status: Status, processed: u64, max: Option<u6
         .unwrap()
 }
 
-fn running(store: &Store, id: &str, processed: u64) -> Written {
+pub(crate) fn running(store: &Store, id: &str, processed: u64) -> Written {
     write(store, id, Status::Running, processed, None)
 }
 
@@ -342,12 +348,15 @@ pub(crate) fn tells_whether_a_checkpoint_is_still_the_newest(h: &dyn Harness) {
     assert!(!store.is_newest(&alpha, 2, seal).unwrap(), "damaged since");
 }
 
-/// One `#[test]` per behaviour above, for each backend.
+/// One `#[test]` per behaviour above, for each backend: `$run` runs a
+/// behaviour on a fresh store of that backend.
 macro_rules! backends {
-    ($($backend:ident => $harness:expr),* $(,)?) => {$(
+    ($($backend:ident => $run:expr),* $(,)?) => {$(
         mod $backend {
+            // Not every backend's runner names the harness types.
+            #[allow(unused_imports)]
             use super::*;
-            backends!(@tests $harness;
+            backends!(@tests $run;
                 numbers_checkpoints_from_one_per_task,
                 reads_nothing_that_is_not_there,
                 skips_damaged_checkpoints_naming_them,
@@ -361,15 +370,16 @@ macro_rules! backends {
             );
         }
     )*};
-    (@tests $harness:expr; $($name:ident),* $(,)?) => {$(
+    (@tests $run:expr; $($name:ident),* $(,)?) => {$(
         #[test]
         fn $name() {
-            super::$name(&$harness);
+            ($run)(super::$name);
         }
     )*};
 }
 
 backends! {
-    file => FileHarness::new(),
-    memory => MemoryHarness::new(),
+    file => |behaviour: fn(&dyn Harness)| behaviour(&FileHarness::new()),
+    memory => |behaviour: fn(&dyn Harness)| behaviour(&MemoryHarness::new()),
+    postgres => crate::store::postgres::tests::on_postgres,
 }

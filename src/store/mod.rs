@@ -13,6 +13,7 @@ pub(crate) mod file;
 pub(crate) mod gate;
 pub(crate) mod layout;
 mod memory;
+mod postgres;
 pub(crate) mod seal;
 pub(crate) mod summary;
 mod verify;
@@ -232,6 +233,8 @@ pub(crate) enum StoreSpec {
     /// An in-process store, shared by every session of this process that
     /// names it.
     Memory(String),
+    /// A PostgreSQL database, by URL (`postgresql://` or `postgres://`).
+    Postgres(String),
 }
 
 impl StoreSpec {
@@ -246,6 +249,10 @@ impl StoreSpec {
                 return Ok(StoreSpec::Memory("default".into()));
             }
             return Ok(StoreSpec::Memory(name.to_owned()));
+        }
+        let lower = text.to_ascii_lowercase();
+        if lower.starts_with("postgresql://") || lower.starts_with("postgres://") {
+            return Ok(StoreSpec::Postgres(text.to_owned()));
         }
         let path = text.strip_prefix("file://").unwrap_or(text);
         if path.is_empty() {
@@ -268,6 +275,7 @@ impl Store {
         let backend: Arc<dyn Backend> = match spec {
             StoreSpec::File(path) => Arc::new(file::FileStore::new(path)?),
             StoreSpec::Memory(name) => memory::MemoryStore::named(name),
+            StoreSpec::Postgres(url) => postgres::PostgresStore::open(url)?,
         };
         Ok(Store { backend })
     }
