@@ -492,7 +492,7 @@ RSpec.describe "Bad input matrix" do
   # refusal by its path; other errors name the argument.
   def expect_error(error, expected, row_names, shown, value = nil)
     # Compared with ==: `case` would ask whether the class is an instance of itself.
-    if expected == m::NOT_FOUND
+    if expected == m::NOT_FOUND # rubocop:disable Style/CaseLikeIf
       row_names = /has no checkpoints?\b/
       shown = /#{Regexp.escape(value.to_s)}/
     elsif expected == m::STORE

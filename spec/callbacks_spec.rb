@@ -69,7 +69,7 @@ RSpec.describe "Callbacks", :gc_stress do
       session.checkpoint(message: "nested") if depth == 1
     })
     session.checkpoint
-    expect(checkpoint_files("callbacks").size).to eq(2)
+    expect(checkpoint_numbers("callbacks").size).to eq(2)
   end
 
   it "keeps callbacks alive through many collections" do

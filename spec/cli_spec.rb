@@ -181,6 +181,7 @@ RSpec.describe "bin/cli checkpoint" do
     end
 
     it "reads the store named by --dir, else the configured one" do
+      files_only!("names its stores by directory")
       seed_store("elsewhere")
       save("from-config", dir: "configured")
       save("from-env", dir: "from-env")
@@ -272,7 +273,7 @@ RSpec.describe "bin/cli checkpoint" do
     end
 
     it "shows a damaged checkpoint as damaged, and still succeeds" do
-      corrupt_one_character(checkpoint_file("job", 1))
+      corrupt_checkpoint("job", 1)
       run = cli("checkpoint", "show", "job")
       expect([run.status, run.err]).to eq([0, ""])
       expect(run.out).to match(/^  1     damaged: checksum mismatch: the file says \h+, its contents give \h+$/)
@@ -282,7 +283,7 @@ RSpec.describe "bin/cli checkpoint" do
     end
 
     it "shows a task whose every checkpoint is damaged" do
-      (1..3).each { |n| truncate_file(checkpoint_file("job", n)) }
+      (1..3).each { |n| truncate_checkpoint("job", n) }
       run = cli("checkpoint", "show", "job")
       expect([run.status, run.err]).to eq([0, ""])
       expect(run.out).to include("No intact checkpoint: every file is damaged; `bin/cli checkpoint remove job` deletes them.")
@@ -326,7 +327,7 @@ RSpec.describe "bin/cli checkpoint" do
     end
 
     it "skips a damaged latest checkpoint, warning on stderr" do
-      corrupt_one_character(checkpoint_file("refactor-users-module", 2))
+      corrupt_checkpoint("refactor-users-module", 2)
       run = cli("checkpoint", "resume", "refactor-users-module")
       expect(JSON.parse(run.out)).to include("checkpoint" => 1, "progress" => 45)
       expect(run.err).to match(/\Amaster: warn: .*skipping damaged checkpoint 2 .*checksum mismatch/)
@@ -516,6 +517,7 @@ RSpec.describe "bin/cli checkpoint" do
     end
 
     it "leaves a file MASTER::Config loads with no deprecation warning, on the same store" do
+      files_only!("names its store by checkpoint_dir in the config file")
       save("pub2-task", dir: ".checkpoints")
       path = write_old_config("old.yml")
       env = { "MASTER_CONFIG" => path }
@@ -621,7 +623,7 @@ RSpec.describe "bin/cli checkpoint" do
       FileUtils.mkdir_p("bad-config/config")
       File.write("bad-config/config/session_recovery.yml", "session_recovery:\n  checkpoint_interval: -5\n")
       save("damaged", done: 1)
-      truncate_file(checkpoint_file("damaged", 1))
+      truncate_checkpoint("damaged", 1)
       unknown = "unknown task \"nope\" in #{store_dir}; see bin/cli checkpoint list"
       cases = {
         %w[checkpoint show nope] => unknown,

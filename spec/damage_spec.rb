@@ -11,9 +11,9 @@ RSpec.describe "Damaged checkpoints" do
     s.checkpoint(progress: 2, data: { step: "two" })
   end
 
-  { "truncated" => :truncate_file, "one character changed" => :corrupt_one_character }.each do |damage, method|
+  { "truncated" => :truncate_checkpoint, "one character changed" => :corrupt_checkpoint }.each do |damage, method|
     context "when the latest is #{damage}" do
-      before { send(method, checkpoint_file("task", 2)) }
+      before { send(method, "task", 2) }
 
       # Regression (issue 8): with only the newest damaged, checkpoint_valid?
       # was false and the document's "Corrupt Checkpoint" snippet reset the
@@ -27,7 +27,7 @@ RSpec.describe "Damaged checkpoints" do
                      s.reset
                    end
         expect(restored).to include(checkpoint: 1, data: { step: "one" })
-        expect(File.exist?(checkpoint_file("task", 1))).to be(true)
+        expect(checkpoint_numbers("task")).to eq([1, 2])
       end
 
       it "is skipped by restore, with a warning naming it" do
@@ -39,7 +39,7 @@ RSpec.describe "Damaged checkpoints" do
       # reported the damaged checkpoint as the latest.
       it "is not reported as the latest by any reader" do
         MASTER::SessionPersistence.list # the index as a store has it, then damage
-        send(method, checkpoint_file("task", 2)) if method == :corrupt_one_character
+        send(method, "task", 2) if method == :corrupt_checkpoint
         expect(MASTER::SessionPersistence.summary("task")).to include(latest_checkpoint: 1,
                                                                       progress: include(items_processed: 1))
         expect(MASTER::SessionPersistence.list.map { |r| [r[:task_id], r[:latest_checkpoint]] }).to eq([["task", 1]])
@@ -67,8 +67,8 @@ RSpec.describe "Damaged checkpoints" do
   end
 
   it "raises CorruptCheckpointError when no checkpoint is intact" do
-    truncate_file(checkpoint_file("task", 1))
-    File.write(checkpoint_file("task", 2), "{\"hand\": \"edited\"}")
+    truncate_checkpoint("task", 1)
+    overwrite_checkpoint("task", 2, "{\"hand\": \"edited\"}")
     expect { session.restore }.to raise_error(MASTER::CorruptCheckpointError, /2 checkpoint file\(s\) and none is intact/) { |e|
       # Regression (issue 8): the message nested three times and suggested
       # restoring "an older one" when there was none.
@@ -85,16 +85,17 @@ RSpec.describe "Damaged checkpoints" do
   end
 
   it "restore(n) of a damaged checkpoint raises CorruptCheckpointError naming the file" do
-    corrupt_one_character(checkpoint_file("task", 1))
+    corrupt_checkpoint("task", 1)
     expect do
       session.restore(1)
     end.to raise_error(MASTER::CorruptCheckpointError, /checkpoint_001.json is damaged \(checksum mismatch/) { |e|
-             expect([e.task_id, e.number, e.path]).to eq(["task", 1, checkpoint_file("task", 1)])
+             expect([e.task_id, e.number, e.path]).to eq(["task", 1, checkpoint_location("task", 1)])
              expect(e.reason).to start_with("checksum mismatch")
            }
   end
 
   it "rebuilds a missing or damaged index.json and metadata.json" do
+    files_only!("damages the file store's caches")
     File.delete(File.join(store_dir, "index.json"))
     File.write(File.join(task_dir("task"), "metadata.json"), "garbage")
     rows = MASTER::SessionPersistence.list

@@ -67,7 +67,7 @@ RSpec.describe "The user's document, run as written" do
     world = SnippetWorld.new
     world.run(snippet("Basic Checkpointing"))
     expect(world.processed).to eq((1..25).to_a)
-    expect(checkpoint_files("refactor-users-module").size).to eq(3)
+    expect(checkpoint_numbers("refactor-users-module").size).to eq(3)
     second = read_checkpoint("refactor-users-module", 2)
     expect(second["progress"]["items_processed"]).to eq(20)
     expect(second["state"]["processed"]).to eq((1..20).map { |i| i * 2 })
@@ -136,7 +136,7 @@ RSpec.describe "The user's document, run as written" do
   it "Automatic Checkpoint Intervals: tick checkpoints every 100 items" do
     world = SnippetWorld.new(items: (1..250).to_a)
     world.run(snippet("Automatic Checkpoint Intervals"))
-    expect(checkpoint_files("process-large-dataset").size).to eq(2)
+    expect(checkpoint_numbers("process-large-dataset").size).to eq(2)
     expect(read_checkpoint("process-large-dataset", 2)["progress"]["items_processed"]).to eq(200)
   end
 
@@ -192,7 +192,7 @@ RSpec.describe "The user's document, run as written" do
     MASTER::SessionRecovery.new(task_id: "fresh").complete!
     result = SnippetWorld.new.run(snippet("4. Cleanup"))
     expect(result).to eq(["old-done"])
-    expect(Dir.children(store_dir).sort).to eq(%w[fresh index.json old-failed])
+    expect(MASTER::SessionPersistence.list.map { |row| row[:task_id] }.sort).to eq(%w[fresh old-failed])
   end
 
   describe "Best Practices / Testing" do
@@ -210,16 +210,16 @@ RSpec.describe "The user's document, run as written" do
 
   it "Troubleshooting / Corrupt Checkpoint: detects the damage and starts fresh" do
     MASTER::SessionRecovery.new(task_id: "my-task").checkpoint(data: { x: 1 })
-    corrupt_one_character(checkpoint_file("my-task", 1))
+    corrupt_checkpoint("my-task", 1)
     expect { SnippetWorld.new.run(snippet("Corrupt Checkpoint")) }
       .to output("Checkpoint corrupt, starting fresh\n").to_stdout
-    expect(File.exist?(task_dir("my-task"))).to be(false)
+    expect(task_stored?("my-task")).to be(false)
   end
 
   it "Troubleshooting / Corrupt Checkpoint: restores an intact one" do
     MASTER::SessionRecovery.new(task_id: "my-task").checkpoint(data: { x: 1 })
     expect { SnippetWorld.new.run(snippet("Corrupt Checkpoint")) }.not_to output.to_stdout
-    expect(checkpoint_files("my-task").size).to eq(1)
+    expect(checkpoint_numbers("my-task").size).to eq(1)
   end
 
   it "Troubleshooting / Budget Exceeded: prints spent and limit, then raises the limit" do

@@ -18,13 +18,14 @@ RSpec.configure do |config|
   config.order = :random
   Kernel.srand config.seed
   config.include StoreHelpers
+  config.after(:suite) { StoreHelpers.drop_test_schemas }
 
   # Every example runs in its own empty directory, so the default store
   # (.master_checkpoints under Dir.pwd) is private to it, with no MASTER_*
   # variables and a logger that records instead of printing.
   examples = 0
   config.around do |example|
-    saved_env = ENV.to_h.select { |key, _| key.start_with?("MASTER_") && key != "MASTER_TEST_STORE" }
+    saved_env = ENV.to_h.select { |key, _| key.start_with?("MASTER_") && !key.start_with?("MASTER_TEST_") }
     saved_env.each_key { |key| ENV.delete(key) }
     store = StoreHelpers.example_store(examples += 1)
     ENV["MASTER_STORE"] = store if store
@@ -38,7 +39,7 @@ RSpec.configure do |config|
       end
     end
   ensure
-    ENV.delete_if { |key, _| key.start_with?("MASTER_") && key != "MASTER_TEST_STORE" }
+    ENV.delete_if { |key, _| key.start_with?("MASTER_") && !key.start_with?("MASTER_TEST_") }
     saved_env.each { |key, value| ENV[key] = value }
   end
 
