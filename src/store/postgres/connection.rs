@@ -8,8 +8,11 @@ use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use postgres::error::SqlState;
-use postgres::{Client, Config, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
 
 use crate::error::{Error, Result};
 
@@ -19,6 +22,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const STATEMENT_TIMEOUT: &str = "60s";
 /// Connections kept for reuse; more are opened while threads need them.
 const POOL_SIZE: usize = 8;
+/// Statements kept prepared per connection; past this many (an app with
+/// very many schemas) they are all closed and prepared again as used.
+const PREPARED_PER_CONNECTION: usize = 256;
 
 /// Where the store is: the server, and the schema its tables live in.
 #[derive(Clone)]
@@ -102,7 +108,7 @@ impl Target {
         format!("\"{}\"", self.schema)
     }
 
-    fn connect(&self) -> Result<Client> {
+    fn connect(&self) -> Result<Conn> {
         let mut client = self
             .config
             .connect(NoTls)
@@ -110,7 +116,10 @@ impl Target {
         client
             .batch_execute(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"))
             .map_err(|e| self.error("set up a connection to", &e))?;
-        Ok(client)
+        Ok(Conn {
+            client,
+            prepared: Prepared::default(),
+        })
     }
 
     /// A database error as the caller sees it: what could not be done, on
@@ -230,6 +239,87 @@ pub(crate) fn redact(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
+/// A connection, and the statements prepared on it. Each statement is
+/// parsed and planned by the server once per connection, not per call: the
+/// planning of the write's one statement costs more than its execution.
+pub(crate) struct Conn {
+    pub(super) client: Client,
+    pub(super) prepared: Prepared,
+}
+
+impl Conn {
+    /// The connection as `Db`, outside any transaction.
+    pub(super) fn db(&mut self) -> Db<'_, Client> {
+        Db {
+            client: &mut self.client,
+            prepared: &mut self.prepared,
+        }
+    }
+}
+
+/// Statements prepared on one connection, by their SQL.
+#[derive(Default)]
+pub(crate) struct Prepared(HashMap<String, Statement>);
+
+/// A connection or a transaction on it, running each SQL text as the
+/// statement prepared for it.
+pub(crate) struct Db<'a, C> {
+    pub(super) client: &'a mut C,
+    pub(super) prepared: &'a mut Prepared,
+}
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+impl<C: GenericClient> Db<'_, C> {
+    fn statement(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error> {
+        if let Some(statement) = self.prepared.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        if self.prepared.0.len() >= PREPARED_PER_CONNECTION {
+            self.prepared.0.clear();
+        }
+        let statement = self.client.prepare(sql)?;
+        self.prepared.0.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    pub(super) fn query(
+        &mut self,
+        sql: &str,
+        params: Params,
+    ) -> std::result::Result<Vec<Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.client.query(&statement, params)
+    }
+
+    pub(super) fn query_opt(
+        &mut self,
+        sql: &str,
+        params: Params,
+    ) -> std::result::Result<Option<Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.client.query_opt(&statement, params)
+    }
+
+    pub(super) fn query_one(
+        &mut self,
+        sql: &str,
+        params: Params,
+    ) -> std::result::Result<Row, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.client.query_one(&statement, params)
+    }
+
+    pub(super) fn execute(
+        &mut self,
+        sql: &str,
+        params: Params,
+    ) -> std::result::Result<u64, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.client.execute(&statement, params)
+    }
+}
+
 /// Connections of this process to one server.
 #[derive(Default)]
 pub(crate) struct Pool {
@@ -245,7 +335,7 @@ impl std::fmt::Debug for Pool {
 /// The idle connections and the process they belong to.
 struct Idle {
     pid: u32,
-    clients: Vec<Client>,
+    clients: Vec<Conn>,
 }
 
 impl Default for Idle {
@@ -265,8 +355,8 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let pid = std::process::id();
         if idle.pid != pid {
-            for client in std::mem::take(&mut idle.clients) {
-                std::mem::forget(client);
+            for conn in std::mem::take(&mut idle.clients) {
+                std::mem::forget(conn);
             }
             idle.pid = pid;
         }
@@ -282,26 +372,26 @@ impl Pool {
         target: &Target,
         action: &str,
         retry: bool,
-        mut work: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error>,
+        mut work: impl FnMut(&mut Conn) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
         let attempts = if retry { 2 } else { 1 };
         for attempt in 0..attempts {
-            let mut client = match self.idle().clients.pop() {
-                Some(client) if !client.is_closed() => client,
+            let mut conn = match self.idle().clients.pop() {
+                Some(conn) if !conn.client.is_closed() => conn,
                 _ => target.connect()?,
             };
-            match work(&mut client) {
+            match work(&mut conn) {
                 Ok(value) => {
-                    self.give_back(client);
+                    self.give_back(conn);
                     return Ok(value);
                 }
-                Err(e) if attempt + 1 < attempts && (e.is_closed() || client.is_closed()) => {
+                Err(e) if attempt + 1 < attempts && (e.is_closed() || conn.client.is_closed()) => {
                     continue
                 }
                 Err(e) => {
                     let error = target.error(action, &e);
-                    if !client.is_closed() {
-                        self.give_back(client);
+                    if !conn.client.is_closed() {
+                        self.give_back(conn);
                     }
                     return Err(error);
                 }
@@ -310,10 +400,10 @@ impl Pool {
         unreachable!("the last attempt returns")
     }
 
-    fn give_back(&self, client: Client) {
+    fn give_back(&self, conn: Conn) {
         let mut idle = self.idle();
         if idle.clients.len() < POOL_SIZE {
-            idle.clients.push(client);
+            idle.clients.push(conn);
         }
     }
 }

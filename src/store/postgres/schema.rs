@@ -19,19 +19,14 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         -- md5 of the document as written: a document changed since (by
         -- hand, say) no longer matches, and no reader reports it as intact.
         doc_md5       text   NOT NULL,
+        -- The task's summary as this checkpoint left it (what list returns
+        -- for the task whose newest it is), so neither list nor cleanup
+        -- parses a document, and a write touches one row.
+        summary       text   NOT NULL,
         -- Which write made it, to settle a commit whose outcome was lost.
         write_id      text   NOT NULL,
         PRIMARY KEY (task_id, number)
     );
-    CREATE TABLE {s}.tasks (
-        task_id       text   PRIMARY KEY,
-        latest        bigint NOT NULL,
-        -- The task's summary (what list returns), kept with every write,
-        -- so neither list nor cleanup parses a document.
-        summary       text   NOT NULL,
-        written_at_ns bigint NOT NULL
-    );
-    CREATE INDEX tasks_newest_first ON {s}.tasks (written_at_ns DESC);
     "#,
 )];
 

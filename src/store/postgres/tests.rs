@@ -4,6 +4,7 @@
 
 use super::super::conformance::{self, Harness};
 use super::*;
+use crate::checkpoint::Status;
 use crate::store::{Store, StoreSpec};
 
 /// A fresh schema on the test server, or `None` (and the test says it
@@ -39,8 +40,9 @@ impl PostgresHarness {
         let store = self.backend();
         let sql = sql.replace("{s}", &store.s());
         store
-            .with("test", |client| {
-                client.execute(&sql, &[&task.as_str(), &(number as i64), &document])
+            .with("test", |conn| {
+                conn.client
+                    .execute(&sql, &[&task.as_str(), &(number as i64), &document])
             })
             .unwrap();
     }
@@ -50,7 +52,7 @@ impl Drop for PostgresHarness {
     fn drop(&mut self) {
         let store = self.backend();
         let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", store.s());
-        let _ = store.with("drop", |client| client.batch_execute(&sql));
+        let _ = store.with("drop", |conn| conn.client.batch_execute(&sql));
     }
 }
 
@@ -72,7 +74,9 @@ impl Harness for PostgresHarness {
     fn bytes(&self, task: &TaskId, number: u64) -> Vec<u8> {
         let store = self.backend();
         store
-            .with("test", |client| store.document_in(client, task, number))
+            .with("test", |conn| {
+                store.document_in(&mut conn.db(), task, number)
+            })
             .unwrap()
             .unwrap()
             .into_bytes()
@@ -111,4 +115,72 @@ fn never_shows_a_password() {
         .to_string();
     assert!(err.contains("postgresql://ann@127.0.0.1:1/none"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
+}
+
+/// A write that follows this process's last one takes one statement; one
+/// from elsewhere in between (another machine) sends it the locked way,
+/// which numbers after that one and counts what is really there.
+#[test]
+fn follows_its_own_writes_and_notices_another_writer() {
+    let Some(harness) = PostgresHarness::new() else {
+        return;
+    };
+    let store = harness.store();
+    let task = TaskId::parse("alpha").unwrap();
+    for n in 1..=3 {
+        assert_eq!(conformance::running(&store, "alpha", n).number, n);
+    }
+    // Another machine writes checkpoint 4: a copy of 3 under a new number
+    // and write_id, as its own write would leave it.
+    let copy = String::from_utf8(harness.bytes(&task, 3)).unwrap();
+    harness.exec(
+        "INSERT INTO {s}.checkpoints (task_id, number, document, doc_md5, summary, write_id)
+         SELECT $1, $2, $3, md5($3), summary, 'elsewhere' FROM {s}.checkpoints
+         WHERE task_id = $1 AND number = 3",
+        &task,
+        4,
+        &copy,
+    );
+    let written = conformance::write(&store, "alpha", Status::Running, 5, Some(3));
+    assert_eq!(written.number, 5, "after the other machine's 4");
+    assert_eq!(written.pruned, vec![1, 2]);
+    assert_eq!(written.summary.checkpoints, 3);
+    assert_eq!(store.numbers(&task).unwrap(), vec![3, 4, 5]);
+    // And the next write follows this one again, pruning as it goes.
+    let written = conformance::write(&store, "alpha", Status::Failed, 6, Some(3));
+    assert_eq!((written.number, written.pruned.clone()), (6, vec![3]));
+    assert_eq!(written.summary.latest_good_checkpoint, Some(5));
+    assert_eq!(store.numbers(&task).unwrap(), vec![4, 5, 6]);
+    let summary = store.summary(&task).unwrap().unwrap();
+    assert_eq!(
+        (summary.latest_checkpoint, summary.checkpoints),
+        (6, 3),
+        "the summary row the one statement wrote"
+    );
+}
+
+/// A task removed and written again from 1 is not mistaken for the task
+/// this process last wrote, even at the same number.
+#[test]
+fn does_not_follow_a_write_that_was_removed() {
+    let Some(harness) = PostgresHarness::new() else {
+        return;
+    };
+    let store = harness.store();
+    let task = TaskId::parse("alpha").unwrap();
+    conformance::running(&store, "alpha", 1);
+    conformance::running(&store, "alpha", 2);
+    harness.exec(
+        "DELETE FROM {s}.checkpoints WHERE task_id = $1 AND (number <> $2 OR $3 = '')",
+        &task,
+        2,
+        "x",
+    );
+    // Only 2 is left; the next write is 3, and counts one before it.
+    let written = conformance::running(&store, "alpha", 3);
+    assert_eq!((written.number, written.summary.checkpoints), (3, 2));
+    assert!(store.remove(&task).unwrap());
+    assert_eq!(conformance::running(&store, "alpha", 1).number, 1);
+    assert_eq!(conformance::running(&store, "alpha", 2).number, 2);
+    assert_eq!(store.numbers(&task).unwrap(), vec![1, 2]);
 }
