@@ -127,7 +127,12 @@ impl Target {
     pub(super) fn error(&self, action: &str, e: &postgres::Error) -> Error {
         let detail = match e.as_db_error() {
             Some(db) => db.message().to_owned(),
-            None => e.to_string(),
+            // "error connecting to server" says nothing without its cause
+            // ("Connection refused (os error 111)").
+            None => match std::error::Error::source(e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            },
         };
         let hint = match e.code() {
             Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => format!(
@@ -142,6 +147,14 @@ impl Target {
             Some(code) if *code == SqlState::QUERY_CANCELED => format!(
                 "the statement ran past the {STATEMENT_TIMEOUT} statement timeout; check the server's load and locks"
             ),
+            Some(code) if *code == SqlState::CANNOT_CONNECT_NOW => {
+                "the server is starting up or shutting down; try again in a moment".into()
+            }
+            Some(code) if *code == SqlState::ADMIN_SHUTDOWN || *code == SqlState::CRASH_SHUTDOWN => {
+                "the server ended the connection (it was restarted, or the backend terminated); \
+                 the next call connects again"
+                    .into()
+            }
             _ if e.is_closed() || e.as_db_error().is_none() => {
                 "check that the server is running and reachable (the URL, or PGHOST/PGPORT), then try again".into()
             }
@@ -376,7 +389,15 @@ impl Pool {
     ) -> Result<T> {
         let attempts = if retry { 2 } else { 1 };
         for attempt in 0..attempts {
-            let mut conn = match self.idle().clients.pop() {
+            // The retry never takes an idle connection: after a lost one
+            // there are none (`forget_idle`), and one returned meanwhile
+            // by another thread may date from before the loss too.
+            let idle = if attempt == 0 {
+                self.idle().clients.pop()
+            } else {
+                None
+            };
+            let mut conn = match idle {
                 Some(conn) if !conn.client.is_closed() => conn,
                 _ => target.connect()?,
             };
@@ -385,19 +406,29 @@ impl Pool {
                     self.give_back(conn);
                     return Ok(value);
                 }
-                Err(e) if attempt + 1 < attempts && (e.is_closed() || conn.client.is_closed()) => {
-                    continue
-                }
                 Err(e) => {
-                    let error = target.error(action, &e);
-                    if !conn.client.is_closed() {
+                    if !lost(&e, &conn) {
                         self.give_back(conn);
+                        return Err(target.error(action, &e));
                     }
-                    return Err(error);
+                    // The server restarted or ended backends: the idle
+                    // connections were opened before, and are most likely
+                    // gone too. Trying them one by one would fail this call
+                    // (and the next) on each; they are dropped instead.
+                    self.forget_idle();
+                    if attempt + 1 == attempts {
+                        return Err(target.error(action, &e));
+                    }
                 }
             }
         }
         unreachable!("the last attempt returns")
+    }
+
+    /// Drops every idle connection of this process.
+    fn forget_idle(&self) {
+        let stale = std::mem::take(&mut self.idle().clients);
+        drop(stale);
     }
 
     fn give_back(&self, conn: Conn) {
@@ -405,6 +436,32 @@ impl Pool {
         if idle.clients.len() < POOL_SIZE {
             idle.clients.push(conn);
         }
+    }
+}
+
+/// True when `e` ended the connection it came from: closed, broken, or a
+/// FATAL error (the backend was terminated, the server is shutting down or
+/// restarting), after which the connection cannot be used again.
+fn lost(e: &postgres::Error, conn: &Conn) -> bool {
+    use postgres::error::Severity;
+    if e.is_closed() || conn.client.is_closed() {
+        return true;
+    }
+    match e.as_db_error() {
+        Some(db) => {
+            matches!(
+                db.parsed_severity(),
+                Some(Severity::Fatal | Severity::Panic)
+            ) || db.code().code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                ]
+                .contains(db.code())
+        }
+        // Reading or writing the socket failed: whatever it held is unknown.
+        None => std::error::Error::source(e).is_some_and(|cause| cause.is::<std::io::Error>()),
     }
 }
 

@@ -184,3 +184,80 @@ fn does_not_follow_a_write_that_was_removed() {
     assert_eq!(conformance::running(&store, "alpha", 2).number, 2);
     assert_eq!(store.numbers(&task).unwrap(), vec![1, 2]);
 }
+
+/// Leaves three idle connections in the store's pool, then has the server
+/// end their backends (as `pg_terminate_backend` or a restart would).
+fn terminate_pooled_backends(store: &PostgresStore) {
+    let pid = |conn: &mut Conn| {
+        conn.client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .map(|row| row.get::<_, i32>(0))
+    };
+    // Three connections in use at once, so three idle after.
+    let pids = store
+        .with("test", |a| {
+            let mut pids = store
+                .with("test", |b| {
+                    let mut pids = store.with("test", |c| Ok(vec![pid(c)?])).unwrap();
+                    pids.push(pid(b)?);
+                    Ok(pids)
+                })
+                .unwrap();
+            pids.push(pid(a)?);
+            Ok(pids)
+        })
+        .unwrap();
+    assert_eq!(pids.len(), 3);
+    let server = std::env::var("MASTER_TEST_DATABASE_URL").unwrap();
+    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid",
+            &[&pids],
+        )
+        .unwrap();
+    for _ in 0..500 {
+        let alive: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                &[&pids],
+            )
+            .unwrap()
+            .get(0);
+        if alive == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the terminated backends did not end");
+}
+
+/// Every pooled connection gone at once (a server restart, or
+/// `pg_terminate_backend` on each): the next read and the next write each
+/// reconnect and succeed, instead of failing on one dead connection after
+/// another — and the write is made once.
+#[test]
+fn reconnects_when_every_pooled_connection_was_ended() {
+    let Some(harness) = PostgresHarness::new() else {
+        return;
+    };
+    let store = harness.store();
+    let backend = harness.backend();
+    let task = TaskId::parse("alpha").unwrap();
+    assert_eq!(conformance::running(&store, "alpha", 1).number, 1);
+
+    terminate_pooled_backends(&backend);
+    assert_eq!(store.numbers(&task).unwrap(), vec![1], "a read");
+
+    terminate_pooled_backends(&backend);
+    assert_eq!(
+        conformance::running(&store, "alpha", 2).number,
+        2,
+        "a write"
+    );
+    assert_eq!(store.numbers(&task).unwrap(), vec![1, 2]);
+
+    terminate_pooled_backends(&backend);
+    let summary = store.summary(&task).unwrap().unwrap();
+    assert_eq!(summary.latest_checkpoint, 2, "a summary");
+}
