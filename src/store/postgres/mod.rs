@@ -163,43 +163,37 @@ impl PostgresStore {
         })
     }
 
-    /// A row's summary is current when it names that row's checkpoint,
-    /// and the document is still the size its seal says and still the one
-    /// written (its md5, computed by the server, matches the one stored
-    /// with it): not damaged or edited since.
-    fn current(
-        summary: &TaskSummary,
-        number: i64,
-        bytes: Option<i64>,
-        intact: Option<bool>,
-    ) -> bool {
-        let Some(seal) = summary.seal else {
-            return false;
-        };
-        number == summary.latest_checkpoint as i64
-            && bytes == Some(seal.len as i64)
+    /// A task's summary is current when it names the checkpoint `number`
+    /// (the newest) and that checkpoint is intact: not damaged or edited
+    /// since it was written.
+    fn current(summary: &TaskSummary, number: Option<i64>, intact: Option<bool>) -> bool {
+        summary.seal.is_some()
+            && number == Some(summary.latest_checkpoint as i64)
             && intact == Some(true)
     }
 
-    /// The task's summary: its newest checkpoint's, when current; else made
-    /// again from the checkpoints, as `restore` would see them.
+    /// The task's summary: its row, when current; else made again from the
+    /// checkpoints, as `restore` would see them.
     fn summary_fresh(
         &self,
         db: &mut Db<'_, impl GenericClient>,
         task: &TaskId,
     ) -> std::result::Result<(Option<TaskSummary>, Vec<String>), postgres::Error> {
+        let s = self.s();
         let row = db.query_opt(
             &format!(
-                "SELECT number, summary, octet_length(document)::bigint, md5(document) = doc_md5
-                 FROM {}.checkpoints WHERE task_id = $1 ORDER BY number DESC LIMIT 1",
-                self.s()
+                "SELECT t.summary, c.intact,
+                        (SELECT max(number) FROM {s}.checkpoints WHERE task_id = t.task_id)
+                 FROM {s}.tasks t
+                 LEFT JOIN {s}.checkpoints c ON c.task_id = t.task_id AND c.number = t.latest
+                 WHERE t.task_id = $1"
             ),
             &[&task.as_str()],
         )?;
         if let Some(row) = &row {
-            let summary: Option<TaskSummary> = serde_json::from_str(row.get::<_, &str>(1)).ok();
+            let summary: Option<TaskSummary> = serde_json::from_str(row.get::<_, &str>(0)).ok();
             if let Some(summary) = summary {
-                if Self::current(&summary, row.get(0), row.get(2), row.get(3)) {
+                if Self::current(&summary, row.get(2), row.get(1)) {
                     return Ok((Some(summary), Vec::new()));
                 }
             }
@@ -304,18 +298,14 @@ impl Backend for PostgresStore {
 
     fn list(&self) -> Result<Listing> {
         let s = self.s();
-        // Each task's newest row, found through the primary key; only its
-        // summary crosses the wire, never a document.
+        // One row per task and a flag of its newest checkpoint: no document
+        // is read or hashed, none crosses the wire.
         let rows = self.with("list the tasks in", |conn| {
             conn.db().query(
                 &format!(
-                    "SELECT c.task_id, c.number, c.summary,
-                            octet_length(c.document)::bigint, md5(c.document) = c.doc_md5
-                     FROM (SELECT DISTINCT task_id FROM {s}.checkpoints) t
-                     CROSS JOIN LATERAL (
-                         SELECT * FROM {s}.checkpoints
-                         WHERE task_id = t.task_id ORDER BY number DESC LIMIT 1
-                     ) c"
+                    "SELECT t.task_id, t.latest, t.summary, c.intact
+                     FROM {s}.tasks t
+                     LEFT JOIN {s}.checkpoints c ON c.task_id = t.task_id AND c.number = t.latest"
                 ),
                 &[],
             )
@@ -325,7 +315,7 @@ impl Backend for PostgresStore {
             let id: &str = row.get(0);
             let summary: Option<TaskSummary> = serde_json::from_str(row.get::<_, &str>(2)).ok();
             match summary {
-                Some(summary) if Self::current(&summary, row.get(1), row.get(3), row.get(4)) => {
+                Some(summary) if Self::current(&summary, row.get(1), row.get(3)) => {
                     listing.tasks.push(summary)
                 }
                 _ => {
@@ -362,6 +352,11 @@ impl Backend for PostgresStore {
             self.lock_task(&mut db, task)?;
             let numbers = self.numbers_in(&mut db, task)?;
             if numbers.is_empty() {
+                db.execute(
+                    &format!("DELETE FROM {s}.tasks WHERE task_id = $1"),
+                    &[&task.as_str()],
+                )?;
+                tx.commit()?;
                 return Ok(false);
             }
             let (summary, _) = self.summary_fresh(&mut db, task)?;
@@ -372,6 +367,10 @@ impl Backend for PostgresStore {
                 &format!("DELETE FROM {s}.checkpoints WHERE task_id = $1"),
                 &[&task.as_str()],
             )?;
+            db.execute(
+                &format!("DELETE FROM {s}.tasks WHERE task_id = $1"),
+                &[&task.as_str()],
+            )?;
             tx.commit()?;
             Ok(true)
         })
@@ -379,14 +378,13 @@ impl Backend for PostgresStore {
 
     fn is_newest(&self, task: &TaskId, number: u64, seal: Seal) -> Result<bool> {
         let sql = format!(
-            "SELECT number, octet_length(document)::bigint, md5(document) = doc_md5
-             FROM {}.checkpoints WHERE task_id = $1 ORDER BY number DESC LIMIT 1",
+            "SELECT number, intact FROM {}.checkpoints WHERE task_id = $1 ORDER BY number DESC LIMIT 1",
             self.s()
         );
         let row = self.with("read a checkpoint from", |conn| {
             conn.db().query_opt(&sql, &[&task.as_str()])
         })?;
         let named = TaskSummary::naming(task.as_str(), number, seal);
-        Ok(row.is_some_and(|row| Self::current(&named, row.get(0), row.get(1), row.get(2))))
+        Ok(row.is_some_and(|row| Self::current(&named, row.get(0), row.get(1))))
     }
 }

@@ -12,21 +12,29 @@ const MIGRATIONS: &[(i32, &str)] = &[(
     1,
     r#"
     CREATE TABLE {s}.checkpoints (
-        task_id       text   NOT NULL,
-        number        bigint NOT NULL,
+        task_id       text    NOT NULL,
+        number        bigint  NOT NULL,
         -- The exact sealed document the file store writes: psql | jq reads it.
-        document      text   NOT NULL,
-        -- md5 of the document as written: a document changed since (by
-        -- hand, say) no longer matches, and no reader reports it as intact.
-        doc_md5       text   NOT NULL,
-        -- The task's summary as this checkpoint left it (what list returns
-        -- for the task whose newest it is), so neither list nor cleanup
-        -- parses a document, and a write touches one row.
-        summary       text   NOT NULL,
+        document      text    NOT NULL,
+        -- md5 of the document as written, and whether it still matches: a
+        -- document changed since (by hand, say) is not intact, and no
+        -- reader reports it as the latest; kept by the server on every
+        -- change, so list reads a flag instead of hashing documents.
+        doc_md5       text    NOT NULL,
+        intact        boolean GENERATED ALWAYS AS (md5(document) = doc_md5) STORED,
         -- Which write made it, to settle a commit whose outcome was lost.
-        write_id      text   NOT NULL,
+        write_id      text    NOT NULL,
         PRIMARY KEY (task_id, number)
     );
+    -- One row per task: its summary as its newest checkpoint left it (what
+    -- list returns), so neither list nor cleanup parses a document. Only
+    -- the key is indexed and pages keep room, so the update each write
+    -- makes stays on its page (a HOT update) and costs little.
+    CREATE TABLE {s}.tasks (
+        task_id       text    PRIMARY KEY,
+        latest        bigint  NOT NULL,
+        summary       text    NOT NULL
+    ) WITH (fillfactor = 70);
     "#,
 )];
 

@@ -161,11 +161,14 @@ impl PostgresStore {
                    AND ARRAY(SELECT number FROM {s}.checkpoints
                              WHERE task_id = $1 AND number >= ($9::bigint[])[1] ORDER BY number) = $9
              ), inserted AS (
-                 INSERT INTO {s}.checkpoints (task_id, number, document, doc_md5, summary, write_id)
-                 SELECT $1, $4, $5, md5($5), $8, $6 FROM newest RETURNING number
+                 INSERT INTO {s}.checkpoints (task_id, number, document, doc_md5, write_id)
+                 SELECT $1, $4, $5, md5($5), $6 FROM newest RETURNING number
              ), pruned AS (
                  DELETE FROM {s}.checkpoints
                  WHERE task_id = $1 AND number = ANY($7) AND EXISTS (SELECT 1 FROM inserted)
+             ), summary AS (
+                 UPDATE {s}.tasks SET latest = $4, summary = $8
+                 WHERE task_id = $1 AND EXISTS (SELECT 1 FROM inserted)
              )
              SELECT count(*) FROM inserted"
         );
@@ -210,7 +213,7 @@ impl PostgresStore {
         let row = db.query_one(
             &format!(
                 "SELECT coalesce(array_agg(number ORDER BY number), '{{}}'),
-                        (array_agg(summary ORDER BY number DESC))[1]
+                        (SELECT summary FROM {s}.tasks WHERE task_id = $1)
                  FROM {s}.checkpoints WHERE task_id = $1"
             ),
             &[&task.as_str()],
@@ -239,14 +242,13 @@ impl PostgresStore {
         };
         db.execute(
             &format!(
-                "INSERT INTO {s}.checkpoints (task_id, number, document, doc_md5, summary, write_id)
-                 VALUES ($1, $2, $3, md5($3), $4, $5)"
+                "INSERT INTO {s}.checkpoints (task_id, number, document, doc_md5, write_id)
+                 VALUES ($1, $2, $3, md5($3), $4)"
             ),
             &[
                 &task.as_str(),
                 &(plan.number as i64),
                 &plan.document,
-                &summary_json(&plan.summary),
                 &write_id,
             ],
         )?;
@@ -257,6 +259,17 @@ impl PostgresStore {
                 &[&task.as_str(), &doomed],
             )?;
         }
+        db.execute(
+            &format!(
+                "INSERT INTO {s}.tasks (task_id, latest, summary) VALUES ($1, $2, $3)
+                 ON CONFLICT (task_id) DO UPDATE SET latest = EXCLUDED.latest, summary = EXCLUDED.summary"
+            ),
+            &[
+                &task.as_str(),
+                &(plan.number as i64),
+                &summary_json(&plan.summary),
+            ],
+        )?;
         tx.commit()?;
         Ok(Ok(plan.into()))
     }
