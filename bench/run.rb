@@ -190,6 +190,70 @@ if Bench.section?("list cleanup")
   end
 end
 
+# --- PostgreSQL: the gem's store against a hand-written pg store, same server ---
+# MASTER_BENCH_DATABASE_URL (or MASTER_TEST_DATABASE_URL, which `rake bench`
+# sets after starting a throwaway server) names the server. Each side has
+# its own tables: the gem's in schema master_bench, the baseline's in public.
+if Bench.section?("postgresql")
+  url = ENV["MASTER_BENCH_DATABASE_URL"] || ENV.fetch("MASTER_TEST_DATABASE_URL", nil)
+  if url.nil?
+    puts "  (postgresql: skipped; set MASTER_BENCH_DATABASE_URL, or run it through rake bench)"
+  else
+    require "pg"
+    pg_store = "#{url}#{url.include?('?') ? '&' : '?'}schema=master_bench"
+    admin = PG.connect(url)
+    admin.exec("SET client_min_messages TO warning")
+    admin.exec("DROP SCHEMA IF EXISTS master_bench CASCADE")
+    baseline = RubyBaseline::Pg.new(url)
+    baseline.clear
+    [10, 20_000].each do |n|
+      doc = RubyBaseline.document(n)
+      session = MASTER::SessionRecovery.new(task_id: "pg-#{n}", store: pg_store, logger: nil)
+      count = Bench.reps(n > 1000 ? 100 : 500)
+      Bench.pair("postgresql checkpoint, #{n} entries", count, target: "<=1.2",
+                                                               gem_label: "vs its INSERT of the same document") do |side, i|
+        side == :gem ? session.checkpoint(progress: i, data: doc[:state]) : baseline.write("pg-#{n}", doc)
+      end
+      Bench.pair("postgresql restore, #{n} entries", count, target: "<=1.0",
+                                                            gem_label: "vs its SELECT + JSON.parse") do |side, _|
+        side == :gem ? session.restore : baseline.restore("pg-#{n}")
+      end
+      Bench.pair("postgresql new session + restore, #{n} entries", Bench.reps(n > 1000 ? 50 : 300),
+                 gem_label: "what a resumed job does; vs its SELECT + JSON.parse") do |side, _|
+        if side == :gem
+          MASTER::SessionRecovery.new(task_id: "pg-#{n}", store: pg_store, logger: nil).restore
+        else
+          baseline.restore("pg-#{n}")
+        end
+      end
+    end
+
+    # list over many tasks, each checkpoint a document of n file names: 10
+    # (a tiny state) and 100 (about 4 KB, a small agent's).
+    tasks = Bench::QUICK ? 200 : 10_000
+    [10, 100].each do |n|
+      baseline.clear
+      admin.exec("TRUNCATE master_bench.checkpoints, master_bench.tasks")
+      print "  (writing #{tasks} tasks of #{n} entries on PostgreSQL for list ...)"
+      tasks.times do |i|
+        id = format("task-%05d", i)
+        doc = RubyBaseline.document(n).merge(task_id: id)
+        MASTER::SessionPersistence.save(id, doc, store: pg_store)
+        baseline.write(id, doc)
+      end
+      puts " done"
+      Bench.pair("postgresql list over #{tasks} tasks, #{n} entries each", Bench.reps(15), target: "<=0.05",
+                                                                                           gem_label: "vs its list") do |side, _|
+        side == :gem ? MASTER::SessionPersistence.list(store: pg_store) : baseline.list
+      end
+    end
+    baseline.clear
+    baseline.close
+    admin.exec("DROP SCHEMA IF EXISTS master_bench CASCADE")
+    admin.close
+  end
+end
+
 # --- a large state (issue: cost what the caller uses) ---------------------------
 # 500,000 rows, about 53 MB of JSON. Each gem call is timed against what the
 # same step costs a user by hand: the write of the whole document, or its parse.
