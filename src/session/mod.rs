@@ -5,6 +5,10 @@
 //! checkpoints on disk never go back in time); `state` guards the fields and
 //! is only ever held for a few instructions, never across I/O or a callback.
 //! What the caller's thread and the background writer share is in `core`.
+//!
+//! (Longer than most files here: `Session` is the one service behind
+//! `MASTER::SessionRecovery`, one short method per operation; the steps of a
+//! write are in `core`, the values it hands out in `snapshot`.)
 
 mod config;
 mod core;

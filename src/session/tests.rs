@@ -1,3 +1,10 @@
+//! Session logic over a file store: checkpoints and what carries over,
+//! resume, ticks, retries, rollback, restore past damage, reset, budgets,
+//! threads and async writes.
+//!
+//! (Longer than most files here: these are tests, one per behaviour, each
+//! reading on its own.)
+
 use std::sync::Arc;
 use std::time::Duration;
 

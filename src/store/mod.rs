@@ -6,7 +6,13 @@
 //! file store writes (`seal`), so damage is detected the same way on every
 //! backend (`verify`). Backends:
 //! - `file`: the default, one directory per task (`file/`);
-//! - `memory`: in-process, for users' own test suites (`memory.rs`).
+//! - `memory`: in-process, for users' own test suites (`memory.rs`);
+//! - `postgres`: one database for many processes and machines (`postgres/`).
+//!
+//! (Longer than most files here: it is the one interface every backend and
+//! service meets — the `Backend` trait, the `Store` handle, the types they
+//! pass — and the shared rules sit beside it so that no backend has its
+//! own copy.)
 
 mod cleanup;
 pub(crate) mod file;
@@ -238,8 +244,9 @@ pub(crate) enum StoreSpec {
 }
 
 impl StoreSpec {
-    /// `memory`, `memory://NAME`, `file:///path`, or a path. What Ruby's
-    /// `Config.store` gives: already checked for shape.
+    /// `memory`, `memory://NAME`, `postgresql://…` (or `postgres://…`),
+    /// `file:///path`, or a path. What Ruby's `Config.store` gives: already
+    /// checked for shape.
     pub(crate) fn parse(text: &str) -> Result<StoreSpec> {
         if text == "memory" {
             return Ok(StoreSpec::Memory("default".into()));

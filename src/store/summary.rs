@@ -1,8 +1,10 @@
-//! The two caches beside the checkpoints: `<task>/metadata.json` (one task's
-//! summary) and `index.json` (every task's summary). Both are rebuilt from the
+//! A task's summary (`TaskSummary`), what every backend's `summary` and
+//! `list` give, and the shape of the file store's two caches:
+//! `<task>/metadata.json` (one task's summary) and `index.json` (every
+//! task's summary, `IndexFile`). The file store rebuilds those from the
 //! checkpoint files whenever they are missing, damaged or stale, so they are
-//! written atomically but without fsync: after a power loss they are checked,
-//! not trusted.
+//! rewritten in place without fsync (`file/caches.rs`): after a power loss
+//! they are checked, not trusted.
 
 use std::collections::{BTreeMap, HashMap};
 

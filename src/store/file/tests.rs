@@ -1,5 +1,8 @@
 //! What only the file store has: files, modes, caches, links, locks.
 //! (What every backend does is in `store::conformance`.)
+//!
+//! (Longer than most files here: these are tests, one per behaviour, each
+//! reading on its own; `tempdir` is shared with the other suites.)
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
