@@ -63,6 +63,9 @@ pub enum Error {
     NotFound(String),
     /// Another process held a store lock for too long (Ruby `MASTER::LockTimeoutError`).
     LockTimeout { path: PathBuf, waited_secs: u64 },
+    /// A write made for a queue task's claim that is no longer the
+    /// caller's (Ruby `MASTER::LeaseLostError`): nothing was written.
+    LeaseLost { task_id: String, reason: String },
 }
 
 impl Error {
@@ -211,6 +214,11 @@ impl fmt::Display for Error {
                 "waited {waited_secs}s for the lock on {}; another process is holding it, \
                  check for a hung writer and try again",
                 path.display()
+            ),
+            Error::LeaseLost { task_id, reason } => write!(
+                f,
+                "task {task_id:?} is no longer this worker's: {reason}; nothing was written, and \
+                 the worker that holds it now resumes it from its last checkpoint"
             ),
         }
     }

@@ -10,6 +10,7 @@ mod error;
 mod failpoint;
 mod kinds;
 mod persistence;
+mod queue;
 mod ruby_api;
 mod session;
 mod store;

@@ -26,6 +26,8 @@ pub(crate) static CORRUPT_ERROR: Lazy<ExceptionClass> =
     Lazy::new(|ruby| master_const(ruby, "CorruptCheckpointError"));
 pub(crate) static BUDGET_EXCEEDED_ERROR: Lazy<ExceptionClass> =
     Lazy::new(|ruby| master_const(ruby, "BudgetExceededError"));
+pub(crate) static LEASE_LOST_ERROR: Lazy<ExceptionClass> =
+    Lazy::new(|ruby| master_const(ruby, "LeaseLostError"));
 
 pub(crate) fn init(ruby: &Ruby, master: RModule) -> Result<(), Error> {
     let error = master.define_error("Error", ruby.exception_standard_error())?;
@@ -35,6 +37,8 @@ pub(crate) fn init(ruby: &Ruby, master: RModule) -> Result<(), Error> {
     master.define_error("CorruptCheckpointError", error)?;
     master.define_error("BudgetExceededError", error)?;
     master.define_error("ConfigError", error)?;
+    master.define_error("LeaseLostError", error)?;
+    master.define_error("CancelledError", error)?;
     Ok(())
 }
 
@@ -51,6 +55,7 @@ fn class_of(ruby: &Ruby, error: &CoreError) -> ExceptionClass {
         }
         CoreError::NotFound(_) => ruby.get_inner(&NOT_FOUND_ERROR),
         CoreError::BudgetExceeded { .. } => ruby.get_inner(&BUDGET_EXCEEDED_ERROR),
+        CoreError::LeaseLost { .. } => ruby.get_inner(&LEASE_LOST_ERROR),
         CoreError::BackgroundWrite { source, .. } => class_of(ruby, source.root()),
     }
 }
@@ -100,6 +105,9 @@ pub(crate) fn to_ruby(error: CoreError) -> Error {
             set("@task_id", ruby.str_new(task_id).as_value());
             set("@spent", ruby.float_from_f64(spent.to_f64()).as_value());
             set("@limit", ruby.float_from_f64(limit.to_f64()).as_value());
+        }
+        CoreError::LeaseLost { task_id, .. } => {
+            set("@task_id", ruby.str_new(task_id).as_value());
         }
         _ => {}
     }

@@ -12,6 +12,7 @@ use crate::budget::Money;
 use crate::checkpoint::{BudgetFigures, Progress};
 use crate::persistence::HistoryEntry;
 use crate::session::{Data, RawJson, Snapshot};
+use crate::store::claims::Claim;
 use crate::store::TaskSummary;
 
 #[rustfmt::skip]
@@ -144,4 +145,31 @@ pub(super) fn history_row(ruby: &Ruby, entry: &HistoryEntry) -> Result<RHash, Er
         ]),
     };
     Ok(row)
+}
+
+fn time_ns(ruby: &Ruby, ns: i64) -> Result<Value, Error> {
+    time(ruby, chrono::DateTime::from_timestamp_nanos(ns))
+}
+
+/// A queue task's claim: who holds it, until when, with which token.
+#[rustfmt::skip]
+pub(super) fn claim_hash(ruby: &Ruby, claim: &Claim) -> Result<RHash, Error> {
+    let holder = claim.holder.as_ref();
+    let spent: f64 = claim.spent.parse::<crate::budget::Money>().map_or(0.0, |m| m.to_f64());
+    Ok(hash_of(&[
+        sym!("task_id"), str_value(&claim.task_id),
+        sym!("queue"), str_value(&claim.queue),
+        sym!("run"), u64_value(claim.run),
+        sym!("token"), u64_value(claim.token),
+        sym!("state"), str_value(claim.state.as_str()),
+        sym!("host"), opt(holder.map(|h| h.host.as_str()), str_value),
+        sym!("pid"), opt(holder.map(|h| u64::from(h.pid)), u64_value),
+        sym!("worker"), opt(holder.map(|h| h.worker.as_str()), str_value),
+        sym!("claimed_at"), time_ns(ruby, claim.claimed_at_ns)?.as_raw(),
+        sym!("expires_at"), time_ns(ruby, claim.expires_at_ns)?.as_raw(),
+        sym!("expires_at_ns"), ruby.integer_from_i64(claim.expires_at_ns).as_raw(),
+        sym!("cancel"), if claim.cancel { super::values::QTRUE } else { super::values::QFALSE },
+        sym!("spent"), f64_value(spent),
+        sym!("attempt"), u64_value(u64::from(claim.attempt)),
+    ]))
 }

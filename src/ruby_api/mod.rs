@@ -7,6 +7,7 @@ pub(crate) mod errors;
 mod failure;
 mod hashes;
 pub(crate) mod nogvl;
+mod queue;
 pub(crate) mod session_persistence;
 pub(crate) mod session_recovery;
 mod settings;
@@ -19,6 +20,7 @@ pub(crate) fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::init(ruby, master)?;
     session_recovery::init(ruby, master)?;
     session_persistence::init(ruby, master)?;
+    queue::init(ruby, master)?;
     #[cfg(feature = "failpoints")]
     magnus::Object::define_singleton_method(
         master,

@@ -48,6 +48,7 @@ fn save(
             max_checkpoints: args::optional_count(max_checkpoints, "max_checkpoints")?
                 .filter(|&n| n > 0),
             durable: true,
+            fence: None,
         };
         let store = store(dir)?;
         let kinds = encoded.kinds.as_deref();

@@ -393,6 +393,12 @@ impl SessionRecovery {
         guard(|| nogvl(|| inner.session.flush()).into_ruby())
     }
 
+    /// Makes every later write carry queue claim `token` (nil: none).
+    fn fence(&self, token: Option<u64>) -> Result<(), Error> {
+        self.inner()?.session.fence(token);
+        Ok(())
+    }
+
     fn can_retry(&self) -> Result<bool, Error> {
         Ok(self.inner()?.session.can_retry())
     }
@@ -599,6 +605,7 @@ pub(crate) fn init(ruby: &Ruby, master: magnus::RModule) -> Result<(), Error> {
         method!(SessionRecovery::checkpoint_error, 3),
     )?;
     class.define_private_method("_rollback", method!(SessionRecovery::rollback, 1))?;
+    class.define_private_method("_fence", method!(SessionRecovery::fence, 1))?;
     class.define_method("tick", method!(SessionRecovery::tick, -1))?;
     class.define_method("restore", method!(SessionRecovery::restore, -1))?;
     class.define_method("complete!", method!(SessionRecovery::complete, 0))?;

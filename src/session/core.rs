@@ -10,6 +10,7 @@ use super::{Data, RawJson, SessionConfig, Snapshot};
 use crate::budget::Budget;
 use crate::checkpoint::{BudgetFigures, Draft, ErrorInfo, Host, Progress, Status};
 use crate::error::Result;
+use crate::store::claims::Fence;
 use crate::store::seal::Seal;
 use crate::store::{Found, Store, WriteOptions};
 use crate::ticker::Ticker;
@@ -64,6 +65,9 @@ pub(super) struct Core {
     /// still the newest and still that file, instead of reading (a large
     /// state) twice.
     pub(super) held: Mutex<Option<(Snapshot, Seal)>>,
+    /// The queue claim this session writes for, if any: every write carries
+    /// it, and the store refuses one whose claim is no longer current.
+    pub(super) fence: Mutex<Option<Fence>>,
 }
 
 /// A checkpoint captured and ready to write.
@@ -226,6 +230,7 @@ impl Core {
         let options = WriteOptions {
             max_checkpoints: self.config.max_checkpoints,
             durable: self.config.durable,
+            fence: lock(&self.fence).clone(),
         };
         let written = self.store.write_checkpoint(
             &self.config.task_id,

@@ -65,6 +65,7 @@ impl Session {
                 state: Mutex::new(State::fresh(&config)),
                 write_lock: Mutex::new(()),
                 held: Mutex::new(None),
+                fence: Mutex::new(None),
                 store,
                 config,
             }),
@@ -169,6 +170,11 @@ impl Session {
     /// Waits until the writer's queue has room.
     pub(crate) fn wait_for_writer(&self) {
         self.writer.wait_for_room();
+    }
+
+    /// Makes every later write carry the queue claim `token` (or none).
+    pub(crate) fn fence(&self, token: Option<u64>) {
+        *lock(&self.core.fence) = token.map(|token| crate::store::claims::Fence { token });
     }
 
     /// Waits until every checkpoint captured so far is durable; the number

@@ -102,6 +102,18 @@ pub(crate) fn write(
     processed: u64,
     max: Option<u64>,
 ) -> Written {
+    write_for(store, id, status, processed, max, None).unwrap()
+}
+
+/// A write made for a queue claim (`fence`), or none.
+pub(crate) fn write_for(
+    store: &Store,
+    id: &str,
+    status: Status,
+    processed: u64,
+    max: Option<u64>,
+    fence: Option<u64>,
+) -> Result<Written> {
     let state = format!(r#"{{"n":{processed}}}"#);
     let draft = Draft {
         task_id: id,
@@ -124,10 +136,9 @@ pub(crate) fn write(
     let options = WriteOptions {
         max_checkpoints: max,
         durable: true,
+        fence: fence.map(|token| claims::Fence { token }),
     };
-    store
-        .write_checkpoint(&task(id), &mut doc, &draft.facts(), &options)
-        .unwrap()
+    store.write_checkpoint(&task(id), &mut doc, &draft.facts(), &options)
 }
 
 pub(crate) fn running(store: &Store, id: &str, processed: u64) -> Written {
@@ -348,6 +359,205 @@ pub(crate) fn tells_whether_a_checkpoint_is_still_the_newest(h: &dyn Harness) {
     assert!(!store.is_newest(&alpha, 2, seal).unwrap(), "damaged since");
 }
 
+fn holder(pid: u32) -> claims::Holder {
+    claims::Holder {
+        host: "conformance".into(),
+        pid,
+        worker: "w1".into(),
+    }
+}
+
+fn ask(run: u64, holder: &claims::Holder, lease_ns: i64) -> claims::Ask<'_> {
+    claims::Ask {
+        queue: "q",
+        run,
+        holder,
+        lease_ns,
+        retry_failed: false,
+    }
+}
+
+fn taken(claimed: claims::Claimed) -> claims::Claim {
+    match claimed {
+        claims::Claimed::Taken(claim) => claim,
+        other => panic!("expected the claim to be taken, got {other:?}"),
+    }
+}
+
+const LEASE: i64 = 400_000_000; // 0.4 s
+
+/// One worker holds a task until its lease expires; the next takes it with
+/// a new token, and the first one's writes are refused from then on.
+pub(crate) fn claims_exclude_then_hand_over_and_fence_the_old_holder(h: &dyn Harness) {
+    let store = h.store();
+    let alpha = task("alpha");
+    let first = taken(store.claim(&alpha, &ask(1, &holder(1), LEASE)).unwrap());
+    assert_eq!(first.token, 1);
+    assert!(matches!(
+        store.claim(&alpha, &ask(1, &holder(2), LEASE)).unwrap(),
+        claims::Claimed::Held(_)
+    ));
+    write_for(&store, "alpha", Status::Running, 1, None, Some(1)).expect("the holder writes");
+    std::thread::sleep(Duration::from_millis(450));
+    let err = write_for(&store, "alpha", Status::Running, 2, None, Some(1)).unwrap_err();
+    assert!(matches!(err, Error::LeaseLost { .. }), "expired: {err}");
+    let second = taken(store.claim(&alpha, &ask(1, &holder(2), LEASE)).unwrap());
+    assert_eq!(second.token, 2);
+    assert_eq!(
+        store.renew(&alpha, 1, LEASE, "0").unwrap(),
+        claims::Renewed::Lost
+    );
+    let err = write_for(&store, "alpha", Status::Running, 2, None, Some(1)).unwrap_err();
+    assert!(
+        err.to_string().contains("another worker took it over"),
+        "{err}"
+    );
+    assert_eq!(
+        store.numbers(&alpha).unwrap(),
+        vec![1],
+        "the refused writes wrote nothing"
+    );
+    write_for(&store, "alpha", Status::Running, 2, None, Some(2)).expect("the new holder writes");
+    assert_eq!(
+        store.renew(&alpha, 2, LEASE, "1.5").unwrap(),
+        claims::Renewed::Held { cancel: false }
+    );
+    assert_eq!(store.claim_of(&alpha).unwrap().unwrap().spent, "1.5");
+    assert!(store.remove(&alpha).unwrap());
+    assert_eq!(
+        store.claim_of(&alpha).unwrap(),
+        None,
+        "removed with its task"
+    );
+}
+
+/// A finished task stays finished in its run; a released one is taken at
+/// once; a new run makes every task claimable again.
+pub(crate) fn claims_end_release_and_start_over_in_a_new_run(h: &dyn Harness) {
+    let store = h.store();
+    let alpha = task("alpha");
+    let claim = taken(store.claim(&alpha, &ask(1, &holder(1), LEASE)).unwrap());
+    assert!(store.end_claim(&alpha, claim.token, None, "0.25").unwrap());
+    let claim = taken(store.claim(&alpha, &ask(1, &holder(2), LEASE)).unwrap());
+    assert_eq!(
+        (claim.token, claim.spent.as_str()),
+        (2, "0.25"),
+        "released: taken at once"
+    );
+    assert!(store
+        .end_claim(
+            &alpha,
+            claim.token,
+            Some(claims::ClaimState::Completed),
+            "0.5"
+        )
+        .unwrap());
+    assert!(
+        !store.end_claim(&alpha, claim.token, None, "0.5").unwrap(),
+        "ended already"
+    );
+    assert!(matches!(
+        store.claim(&alpha, &ask(1, &holder(3), LEASE)).unwrap(),
+        claims::Claimed::Finished(c) if c.state == claims::ClaimState::Completed
+    ));
+    let again = taken(store.claim(&alpha, &ask(2, &holder(3), LEASE)).unwrap());
+    assert_eq!((again.run, again.token, again.spent.as_str()), (2, 3, "0"));
+}
+
+/// A cancel reaches a running task's holder at its next renewal, and
+/// finishes a task no worker has taken as cancelled.
+pub(crate) fn cancels_running_and_unclaimed_tasks(h: &dyn Harness) {
+    let store = h.store();
+    let (alpha, beta) = (task("alpha"), task("beta"));
+    let claim = taken(store.claim(&alpha, &ask(1, &holder(1), LEASE)).unwrap());
+    assert!(store.cancel(&alpha).unwrap().unwrap().cancel);
+    assert_eq!(
+        store.renew(&alpha, claim.token, LEASE, "0").unwrap(),
+        claims::Renewed::Held { cancel: true }
+    );
+    assert!(store
+        .end_claim(
+            &alpha,
+            claim.token,
+            Some(claims::ClaimState::Cancelled),
+            "0"
+        )
+        .unwrap());
+    assert_eq!(
+        store.cancel(&alpha).unwrap(),
+        None,
+        "finished: nothing to stop"
+    );
+    store.cancel(&beta).unwrap();
+    match store.claim(&beta, &ask(1, &holder(2), LEASE)).unwrap() {
+        claims::Claimed::Finished(c) => assert_eq!(c.state, claims::ClaimState::Cancelled),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.claim_of(&beta).unwrap().unwrap().state,
+        claims::ClaimState::Cancelled
+    );
+}
+
+/// Workers that start together share a run; a later `process` starts a new
+/// one unless the run is live, and `resume` continues the open one.
+pub(crate) fn queue_runs_are_shared_while_live(h: &dyn Harness) {
+    let store = h.store();
+    let queue = task("queue.q");
+    let grace = 2_000_000_000;
+    let first = store
+        .enter_run(&queue, claims::RunEntry::JoinLive, grace)
+        .unwrap();
+    let second = store
+        .enter_run(&queue, claims::RunEntry::JoinLive, grace)
+        .unwrap();
+    assert_eq!((first.run, second.run), (1, 1));
+    let fresh = store
+        .enter_run(&queue, claims::RunEntry::JoinLive, 0)
+        .unwrap();
+    assert_eq!(fresh.run, 2, "no grace, nobody live: a new run");
+    store
+        .touch_run(&queue, 2, claims::now_ns() + 10_000_000_000, false)
+        .unwrap();
+    assert_eq!(
+        store
+            .enter_run(&queue, claims::RunEntry::JoinLive, 0)
+            .unwrap()
+            .run,
+        2
+    );
+    store.touch_run(&queue, 2, 0, true).unwrap();
+    assert_eq!(
+        store
+            .enter_run(&queue, claims::RunEntry::Continue, 0)
+            .unwrap()
+            .run,
+        3
+    );
+}
+
+/// Many threads racing for one task: exactly one takes it.
+pub(crate) fn one_of_many_racing_workers_takes_a_task(h: &dyn Harness) {
+    let store = h.store();
+    let taken_by: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                scope.spawn(move || {
+                    matches!(
+                        store
+                            .claim(&task("alpha"), &ask(1, &holder(i), 10 * LEASE))
+                            .unwrap(),
+                        claims::Claimed::Taken(_)
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(taken_by.iter().filter(|t| **t).count(), 1);
+}
+
 /// One `#[test]` per behaviour above, for each backend: `$run` runs a
 /// behaviour on a fresh store of that backend.
 macro_rules! backends {
@@ -367,6 +577,11 @@ macro_rules! backends {
                 cleans_up_by_the_rule_with_a_dry_run,
                 never_gives_two_writers_one_number,
                 tells_whether_a_checkpoint_is_still_the_newest,
+                claims_exclude_then_hand_over_and_fence_the_old_holder,
+                claims_end_release_and_start_over_in_a_new_run,
+                cancels_running_and_unclaimed_tasks,
+                queue_runs_are_shared_while_live,
+                one_of_many_racing_workers_takes_a_task,
             );
         }
     )*};

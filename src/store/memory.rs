@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use super::claims::{self, Ask, Claim, ClaimState, Claimed, QueueRun, Renewed, RunEntry};
 use super::layout::{checkpoint_file_name, TaskId};
 use super::seal::{Seal, SealedWriter};
 use super::summary::{sort_newest_first, TaskSummary};
@@ -25,6 +26,15 @@ pub(crate) struct MemoryStore {
     /// One lock for the whole store: every operation is short, and none
     /// does I/O.
     tasks: Mutex<Tasks>,
+    /// Queue claims and runs; taken inside `tasks` when both are needed
+    /// (a write's fence, a claim ordered with writes).
+    coordination: Mutex<Coordination>,
+}
+
+#[derive(Debug, Default)]
+struct Coordination {
+    claims: HashMap<String, Claim>,
+    runs: HashMap<String, QueueRun>,
 }
 
 /// Task id → checkpoint number → the sealed document.
@@ -47,6 +57,10 @@ impl MemoryStore {
     fn tasks(&self) -> MutexGuard<'_, Tasks> {
         // A panic while holding it left plain data behind: still usable.
         self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn coordination(&self) -> MutexGuard<'_, Coordination> {
+        self.coordination.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn read_in(tasks: &Tasks, task: &TaskId, number: u64, location: PathBuf) -> Result<Found> {
@@ -116,6 +130,12 @@ impl Backend for MemoryStore {
         options: &WriteOptions,
     ) -> Result<Written> {
         let mut tasks = self.tasks();
+        claims::check_fence(
+            task.as_str(),
+            self.coordination().claims.get(task.as_str()),
+            options.fence.as_ref(),
+            claims::now_ns(),
+        )?;
         let numbers: Vec<u64> = tasks
             .get(task.as_str())
             .map(|c| c.keys().copied().collect())
@@ -227,6 +247,7 @@ impl Backend for MemoryStore {
             return Ok(false);
         }
         tasks.remove(task.as_str());
+        self.coordination().claims.remove(task.as_str());
         Ok(true)
     }
 
@@ -240,5 +261,80 @@ impl Backend for MemoryStore {
                 && bytes.len() as u64 == seal.len
                 && super::seal::stated_crc(bytes) == Some(seal.crc)
         }))
+    }
+
+    fn claim(&self, task: &TaskId, ask: &Ask) -> Result<Claimed> {
+        let _writes = self.tasks();
+        let mut coordination = self.coordination();
+        let existing = coordination.claims.get(task.as_str());
+        let claimed = claims::claim(existing, task.as_str(), ask, claims::now_ns());
+        if let Claimed::Taken(claim) | Claimed::Finished(claim) = &claimed {
+            coordination.claims.insert(task.to_string(), claim.clone());
+        }
+        Ok(claimed)
+    }
+
+    fn renew(&self, task: &TaskId, token: u64, lease_ns: i64, spent: &str) -> Result<Renewed> {
+        let mut coordination = self.coordination();
+        let existing = coordination.claims.get(task.as_str());
+        let (renewed, outcome) = claims::renew(existing, token, claims::now_ns(), lease_ns, spent);
+        if let Some(claim) = renewed {
+            coordination.claims.insert(task.to_string(), claim);
+        }
+        Ok(outcome)
+    }
+
+    fn end_claim(
+        &self,
+        task: &TaskId,
+        token: u64,
+        state: Option<ClaimState>,
+        spent: &str,
+    ) -> Result<bool> {
+        let _writes = self.tasks();
+        let mut coordination = self.coordination();
+        let existing = coordination.claims.get(task.as_str());
+        match claims::end(existing, token, state, claims::now_ns(), spent) {
+            Some(claim) => {
+                coordination.claims.insert(task.to_string(), claim);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn cancel(&self, task: &TaskId) -> Result<Option<Claim>> {
+        let mut coordination = self.coordination();
+        let cancelled = claims::cancel(coordination.claims.get(task.as_str()), task.as_str());
+        if let Some(claim) = &cancelled {
+            coordination.claims.insert(task.to_string(), claim.clone());
+        }
+        Ok(cancelled)
+    }
+
+    fn claim_of(&self, task: &TaskId) -> Result<Option<Claim>> {
+        Ok(self.coordination().claims.get(task.as_str()).cloned())
+    }
+
+    fn enter_run(&self, queue: &TaskId, entry: RunEntry, grace_ns: i64) -> Result<QueueRun> {
+        let mut coordination = self.coordination();
+        let run = claims::enter_run(
+            coordination.runs.get(queue.as_str()),
+            entry,
+            claims::now_ns(),
+            grace_ns,
+        );
+        coordination.runs.insert(queue.to_string(), run.clone());
+        Ok(run)
+    }
+
+    fn touch_run(&self, queue: &TaskId, run: u64, until_ns: i64, close: bool) -> Result<()> {
+        let mut coordination = self.coordination();
+        if let Some(record) =
+            claims::touch(coordination.runs.get(queue.as_str()), run, until_ns, close)
+        {
+            coordination.runs.insert(queue.to_string(), record);
+        }
+        Ok(())
     }
 }

@@ -14,6 +14,7 @@
 //! pass — and the shared rules sit beside it so that no backend has its
 //! own copy.)
 
+pub(crate) mod claims;
 mod cleanup;
 pub(crate) mod file;
 pub(crate) mod gate;
@@ -36,6 +37,7 @@ use chrono::{DateTime, Utc};
 
 use crate::checkpoint::{Document, Facts, Status};
 use crate::error::{Error, Result};
+use claims::{Ask, Claim, ClaimState, Claimed, Fence, QueueRun, Renewed, RunEntry};
 pub use cleanup::CleanupRule;
 use layout::TaskId;
 use seal::Seal;
@@ -50,6 +52,9 @@ pub(crate) struct WriteOptions {
     /// Make the write durable before it returns (fsync on the file store).
     /// Off only for tests and benchmarks that measure all but the disk.
     pub(crate) durable: bool,
+    /// A queue task's write: refused (`LeaseLost`) unless this claim is
+    /// still the task's, checked under the lock the write takes.
+    pub(crate) fence: Option<Fence>,
 }
 
 impl Default for WriteOptions {
@@ -57,6 +62,7 @@ impl Default for WriteOptions {
         WriteOptions {
             max_checkpoints: None,
             durable: true,
+            fence: None,
         }
     }
 }
@@ -229,6 +235,40 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     fn sweep(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Claims `task` as `ask` says, its lease on the store's clock
+    /// (`claims::claim` says when it may). A takeover is ordered with
+    /// writes: it takes the lock writes take.
+    fn claim(&self, task: &TaskId, ask: &Ask) -> Result<Claimed>;
+
+    /// Extends the claim `token` by `lease_ns` from now, recording `spent`;
+    /// `Lost` if it is no longer current.
+    fn renew(&self, task: &TaskId, token: u64, lease_ns: i64, spent: &str) -> Result<Renewed>;
+
+    /// Ends the claim `token`: finished in `state`, or (`None`) released
+    /// for any worker to take at once. False if it was no longer current.
+    fn end_claim(
+        &self,
+        task: &TaskId,
+        token: u64,
+        state: Option<ClaimState>,
+        spent: &str,
+    ) -> Result<bool>;
+
+    /// Asks the task to stop (its holder sees it at the next renewal; an
+    /// unclaimed task is finished as cancelled by the next claim). The
+    /// claim after, or `None` for a task finished already.
+    fn cancel(&self, task: &TaskId) -> Result<Option<Claim>>;
+
+    /// The task's claim, if it has one.
+    fn claim_of(&self, task: &TaskId) -> Result<Option<Claim>>;
+
+    /// The run of the queue (its ledger task `queue`) a process enters.
+    fn enter_run(&self, queue: &TaskId, entry: RunEntry, grace_ns: i64) -> Result<QueueRun>;
+
+    /// Marks `run` live until `until_ns` (a lease of one of its workers),
+    /// or closed (every task finished).
+    fn touch_run(&self, queue: &TaskId, run: u64, until_ns: i64, close: bool) -> Result<()>;
 }
 
 /// Which store: the one place a store is named and opened.
@@ -364,6 +404,64 @@ impl Store {
     pub(crate) fn is_newest(&self, task: &TaskId, number: u64, seal: Seal) -> Result<bool> {
         let _pass = gate::enter();
         self.backend.is_newest(task, number, seal)
+    }
+
+    pub(crate) fn claim(&self, task: &TaskId, ask: &Ask) -> Result<Claimed> {
+        let _pass = gate::enter();
+        self.backend.claim(task, ask)
+    }
+
+    pub(crate) fn renew(
+        &self,
+        task: &TaskId,
+        token: u64,
+        lease_ns: i64,
+        spent: &str,
+    ) -> Result<Renewed> {
+        let _pass = gate::enter();
+        self.backend.renew(task, token, lease_ns, spent)
+    }
+
+    pub(crate) fn end_claim(
+        &self,
+        task: &TaskId,
+        token: u64,
+        state: Option<ClaimState>,
+        spent: &str,
+    ) -> Result<bool> {
+        let _pass = gate::enter();
+        self.backend.end_claim(task, token, state, spent)
+    }
+
+    pub(crate) fn cancel(&self, task: &TaskId) -> Result<Option<Claim>> {
+        let _pass = gate::enter();
+        self.backend.cancel(task)
+    }
+
+    pub(crate) fn claim_of(&self, task: &TaskId) -> Result<Option<Claim>> {
+        let _pass = gate::enter();
+        self.backend.claim_of(task)
+    }
+
+    pub(crate) fn enter_run(
+        &self,
+        queue: &TaskId,
+        entry: RunEntry,
+        grace_ns: i64,
+    ) -> Result<QueueRun> {
+        let _pass = gate::enter();
+        self.backend.enter_run(queue, entry, grace_ns)
+    }
+
+    pub(crate) fn touch_run(
+        &self,
+        queue: &TaskId,
+        run: u64,
+        until_ns: i64,
+        close: bool,
+    ) -> Result<()> {
+        let _pass = gate::enter();
+        self.backend.touch_run(queue, run, until_ns, close)
     }
 
     /// Removes every task `rule` selects (or, with `dry_run`, only says

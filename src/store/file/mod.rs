@@ -5,14 +5,17 @@
 //! <root>/index.json                     every task's summary (a cache)
 //! <root>/<task>/checkpoint_001.json     the checkpoints
 //! <root>/<task>/metadata.json           the task's summary (a cache)
+//! <root>/<task>/claim.json              a queue task's claim (`claims`)
+//! <root>/queue.<name>/run.json          a queue's run (`claims`)
 //! ```
 //!
 //! By job: `dir` (descriptor-relative file system calls that never follow
 //! a link), `lookup` (reading and finding checkpoints), `write` (the crash-
 //! safe write and retention), `caches` (metadata.json, index.json and
-//! `list`), `remove` (removing tasks).
+//! `list`), `remove` (removing tasks), `claims` (queue claims and runs).
 
 mod caches;
+mod claims;
 pub(crate) mod dir;
 mod lookup;
 mod remove;
@@ -24,6 +27,7 @@ pub(crate) mod tests;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::claims::{Ask, Claim, ClaimState, Claimed, QueueRun, Renewed, RunEntry};
 use super::layout::{checkpoint_file_name, TaskId};
 use super::seal::Seal;
 use super::summary::TaskSummary;
@@ -210,5 +214,39 @@ impl Backend for FileStore {
 
     fn sweep(&self) -> Result<()> {
         self.sweep_leftovers()
+    }
+
+    fn claim(&self, task: &TaskId, ask: &Ask) -> Result<Claimed> {
+        self.claim_task(task, ask)
+    }
+
+    fn renew(&self, task: &TaskId, token: u64, lease_ns: i64, spent: &str) -> Result<Renewed> {
+        self.renew_claim(task, token, lease_ns, spent)
+    }
+
+    fn end_claim(
+        &self,
+        task: &TaskId,
+        token: u64,
+        state: Option<ClaimState>,
+        spent: &str,
+    ) -> Result<bool> {
+        self.end_task_claim(task, token, state, spent)
+    }
+
+    fn cancel(&self, task: &TaskId) -> Result<Option<Claim>> {
+        self.cancel_task(task)
+    }
+
+    fn claim_of(&self, task: &TaskId) -> Result<Option<Claim>> {
+        self.task_claim(task)
+    }
+
+    fn enter_run(&self, queue: &TaskId, entry: RunEntry, grace_ns: i64) -> Result<QueueRun> {
+        self.enter_queue_run(queue, entry, grace_ns)
+    }
+
+    fn touch_run(&self, queue: &TaskId, run: u64, until_ns: i64, close: bool) -> Result<()> {
+        self.touch_queue_run(queue, run, until_ns, close)
     }
 }

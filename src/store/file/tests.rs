@@ -124,6 +124,7 @@ fn write(
     let options = WriteOptions {
         max_checkpoints: max,
         durable: true,
+        fence: None,
     };
     store
         .write_checkpoint(&task(id), &mut doc, &draft.facts(), &options)

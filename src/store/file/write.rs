@@ -76,6 +76,15 @@ impl FileStore {
         let (task_dir, _lock) = self
             .lock_task(&root, task, true)?
             .expect("created when missing");
+        if let Some(fence) = &options.fence {
+            let claim = super::claims::read_claim(&task_dir);
+            crate::store::claims::check_fence(
+                task.as_str(),
+                claim.as_ref(),
+                Some(fence),
+                crate::store::claims::now_ns(),
+            )?;
+        }
         let (mut numbers, mut warnings) = lookup::scan(&task_dir, true)?;
         let number = next_number(&numbers, |n| task_dir.child_path(&checkpoint_file_name(n)))?;
         let name = checkpoint_file_name(number);

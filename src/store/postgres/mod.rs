@@ -10,6 +10,7 @@
 //! connection is settled by its `write_id`: found, it was written; not
 //! found, it is written again — never twice, and without a gap.
 
+mod claims;
 mod connection;
 mod schema;
 mod write;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use postgres::GenericClient;
 
+use super::claims::{Ask, Claim, ClaimState, Claimed, QueueRun, Renewed, RunEntry};
 use super::layout::{checkpoint_file_name, TaskId};
 use super::seal::Seal;
 use super::summary::{sort_newest_first, TaskSummary};
@@ -371,6 +373,10 @@ impl Backend for PostgresStore {
                 &format!("DELETE FROM {s}.tasks WHERE task_id = $1"),
                 &[&task.as_str()],
             )?;
+            db.execute(
+                &format!("DELETE FROM {s}.claims WHERE task_id = $1"),
+                &[&task.as_str()],
+            )?;
             tx.commit()?;
             Ok(true)
         })
@@ -386,5 +392,39 @@ impl Backend for PostgresStore {
         })?;
         let named = TaskSummary::naming(task.as_str(), number, seal);
         Ok(row.is_some_and(|row| Self::current(&named, row.get(0), row.get(1))))
+    }
+
+    fn claim(&self, task: &TaskId, ask: &Ask) -> Result<Claimed> {
+        self.claim_task(task, ask)
+    }
+
+    fn renew(&self, task: &TaskId, token: u64, lease_ns: i64, spent: &str) -> Result<Renewed> {
+        self.renew_claim(task, token, lease_ns, spent)
+    }
+
+    fn end_claim(
+        &self,
+        task: &TaskId,
+        token: u64,
+        state: Option<ClaimState>,
+        spent: &str,
+    ) -> Result<bool> {
+        self.end_task_claim(task, token, state, spent)
+    }
+
+    fn cancel(&self, task: &TaskId) -> Result<Option<Claim>> {
+        self.cancel_task(task)
+    }
+
+    fn claim_of(&self, task: &TaskId) -> Result<Option<Claim>> {
+        self.task_claim(task)
+    }
+
+    fn enter_run(&self, queue: &TaskId, entry: RunEntry, grace_ns: i64) -> Result<QueueRun> {
+        self.enter_queue_run(queue, entry, grace_ns)
+    }
+
+    fn touch_run(&self, queue: &TaskId, run: u64, until_ns: i64, close: bool) -> Result<()> {
+        self.touch_queue_run(queue, run, until_ns, close)
     }
 }

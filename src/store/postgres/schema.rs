@@ -8,9 +8,10 @@ use postgres::Client;
 
 /// The steps, in order; a step is never changed once released, only added.
 /// `{s}` is the schema.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
     CREATE TABLE {s}.checkpoints (
         task_id       text    NOT NULL,
         number        bigint  NOT NULL,
@@ -36,7 +37,24 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         summary       text    NOT NULL
     ) WITH (fillfactor = 70);
     "#,
-)];
+    ),
+    (
+        2,
+        r#"
+    -- Queue claims: which worker runs a task, until when (nanoseconds on
+    -- the server's clock), with which fencing token (src/store/claims.rs).
+    CREATE TABLE {s}.claims (
+        task_id       text    PRIMARY KEY,
+        claim         text    NOT NULL  -- the claim as JSON (claims::Claim)
+    );
+    -- Each queue's current run.
+    CREATE TABLE {s}.queue_runs (
+        queue         text    PRIMARY KEY,
+        run           text    NOT NULL  -- the run as JSON (claims::QueueRun)
+    );
+    "#,
+    ),
+];
 
 /// A key of `pg_advisory_xact_lock` the store's migrations take: one
 /// schema's migrations run one at a time, across every process.

@@ -64,6 +64,9 @@ impl PostgresStore {
         let attempt = |doc: &mut Document, last: Option<&LastWritten>| {
             self.pool
                 .with(&self.target, "write a checkpoint to", false, |conn| {
+                    // A fenced write (a queue task's) checks its claim
+                    // under the task's lock: the locked way only.
+                    let last = last.filter(|_| options.fence.is_none());
                     if let Some(last) = last {
                         match self.write_following(conn, task, doc, facts, options, &write_id, last)
                         {
@@ -210,6 +213,11 @@ impl PostgresStore {
             prepared: &mut conn.prepared,
         };
         self.lock_task(&mut db, task)?;
+        if let Some(fence) = &options.fence {
+            if let Err(refused) = self.check_fence(&mut db, task, fence)? {
+                return Ok(Err(refused));
+            }
+        }
         let row = db.query_one(
             &format!(
                 "SELECT coalesce(array_agg(number ORDER BY number), '{{}}'),
