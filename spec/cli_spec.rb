@@ -585,7 +585,7 @@ RSpec.describe "bin/cli checkpoint" do
       cases = {
         [] => "missing command; try bin/cli checkpoint list, or see bin/cli --help",
         %w[bogus] => "unknown command \"bogus\"; see bin/cli --help",
-        %w[checkpoint] => "missing subcommand (create, list, show, resume, clean, remove, migrate, migrate-config); " \
+        %w[checkpoint] => "missing subcommand (create, list, show, resume, clean, remove, cancel, migrate, migrate-config); " \
                           "see bin/cli checkpoint --help",
         %w[checkpoint lst] => "unknown subcommand \"lst\" (did you mean list?); see bin/cli checkpoint --help",
         %w[checkpoint list --bogus] => "invalid option: --bogus; see bin/cli checkpoint list --help",

@@ -42,7 +42,9 @@ module MASTER
       age: "a number of seconds from 0 to 100 years, or nil for no limit",
       fraction: "a fraction above 0 and at most 1 (0.8 means 80%)",
       callable: "something that responds to call (a lambda or proc), or nil",
-      logger: "an object that responds to warn (a Logger), or nil"
+      logger: "an object that responds to warn (a Logger), or nil",
+      workers: "a whole number from 1 to 256",
+      lease: "a number of seconds from 0.05 to 86400"
     }.freeze
 
     path = ->(v) { (v.is_a?(String) || v.respond_to?(:to_path)) && !v.to_s.empty? }
@@ -57,6 +59,8 @@ module MASTER
       path: path,
       store: ->(v) { v.nil? || path.call(v) },
       fraction: ->(v) { v.is_a?(Numeric) && v.real? && v.positive? && v <= 1 },
+      workers: ->(v) { v.is_a?(Integer) && v.between?(1, 256) },
+      lease: ->(v) { v.is_a?(Numeric) && v.real? && v.finite? && v.between?(0.05, 86_400) },
       callable: ->(v) { v.nil? || v.respond_to?(:call) },
       logger: ->(v) { v.nil? || v.respond_to?(:warn) }
     }.freeze

@@ -19,6 +19,21 @@ module MASTER
     attr_reader :task_id, :spent, :limit, :queue
   end
 
+  # A queue task's worker lost its claim (its lease expired while it was
+  # paused, or another worker took the task over): its write was refused,
+  # nothing was written. The queue does not count it as the task's failure.
+  class LeaseLostError
+    # @return [String, nil] the task
+    attr_reader :task_id
+  end
+
+  # A queue task was cancelled (`Queue#cancel`, `bin/cli checkpoint cancel`):
+  # raised at its next `tick`, `checkpoint` or `track_cost`.
+  class CancelledError
+    # @return [String, nil] the task
+    attr_reader :task_id
+  end
+
   # A queue found a saved run of its name whose tasks are not the ones
   # added: it is never adopted (see Queue#discard_saved_run).
   class QueueMismatchError < Error; end

@@ -1,11 +1,16 @@
 # frozen_string_literal: true
 
 require "time"
+require_relative "queue/task"
+require_relative "queue/run"
+require_relative "queue/ledger"
 
 module MASTER
   # Tasks run in order, each with its own budget and SessionRecovery, with
   # the queue's own state checkpointed so an interrupted run continues in a
-  # new process:
+  # new process; any number of workers — threads (`workers:`), processes,
+  # machines on one PostgreSQL store — share a queue of the same name, each
+  # task claimed by one worker at a time (see Queue::Run):
   #
   #   queue = MASTER::Queue.new(budget: 10.0)
   #   queue.add("Refactor users", budget: 2.0)
@@ -13,8 +18,8 @@ module MASTER
   #   queue.resume                          # ... later: only what is not completed
   #
   # The queue's state is stored as checkpoints of the task "queue.<name>" in
-  # the same store (so `bin/cli checkpoint list` shows it). Nothing here takes
-  # a Mutex, so `checkpoint!` is safe inside a `trap` handler.
+  # the same store (so `bin/cli checkpoint list` shows it). Nothing
+  # `checkpoint!` calls takes a Mutex, so it is safe inside a `trap` handler.
   #
   # It is also Ruby's thread queue (a ::Thread::Queue): code inside `module
   # MASTER` that writes `Queue.new` for one — MASTER v52's CLI, TTS and
@@ -32,13 +37,18 @@ module MASTER
       resume_on_start: :boolean,
       handle_signals: :boolean,
       enforce_budget: :boolean,
+      workers: :workers,
+      lease: :lease,
       logger: :logger
     }.freeze
+
+    # A task's lease, in seconds, when `lease:` is not given.
+    DEFAULT_LEASE = 30
 
     # Signals the opt-in handler turns into "checkpoint, then stop".
     SIGNALS = %w[INT TERM].freeze
 
-    attr_reader :name, :tasks
+    attr_reader :name, :tasks, :store, :ledger_id, :block
 
     # @param budget [Numeric, nil] dollars the whole queue may spend
     # @param name [String, nil] names the queue's state in the store; a new
@@ -49,6 +59,10 @@ module MASTER
     # @param enforce_budget [Boolean] a running task's `track_cost` that
     #   takes the queue past its budget raises BudgetExceededError, which
     #   stops the queue (and a task's own budget is enforced by its session)
+    # @param workers [Integer] tasks run at once in this process (threads)
+    # @param lease [Numeric] seconds a worker holds a task without renewing
+    #   (a heartbeat renews it every third of that); a dead worker's task
+    #   is taken over once its lease expires
     def initialize(budget: nil, name: nil, **options)
       super()
       Options.check!(options, OPTIONS.except(:budget, :name), "MASTER::Queue.new")
@@ -65,20 +79,24 @@ module MASTER
       @logger = options.key?(:logger) ? options[:logger] : MASTER.logger
       @tasks = []
       @block = nil
-      @current = nil
+      @run = nil
       @run_started_at = nil
       @loaded = false
       load_interrupted_run if option(:resume_on_start)
     end
 
     # Adds a task; its id is the description slugified
-    # ("Extract services" → "extract-services").
+    # ("Extract services" → "extract-services"). Adding the same description
+    # again returns the task already added (every worker process adds the
+    # same tasks).
     # @return [Task]
     def add(description, budget: nil, &block)
       Options.check_text!(description, "description")
       check_budget(budget, "budget of #{Options.shown(description)}")
       task = Task.new(self, description, Queue.slug(description), budget, block)
       clash = @tasks.find { |other| other.task_id == task.task_id }
+      return clash if clash && !clash.from_store? && clash.name == description && budget.nil? && block.nil?
+
       if clash && !clash.from_store?
         raise ArgumentError, "task #{Options.shown(description)} would have the same id (#{task.task_id}) as " \
                              "#{Options.shown(clash.name)}; give it another description"
@@ -96,7 +114,7 @@ module MASTER
       return enum_for(:process) unless runnable?
 
       load_interrupted_run if option(:auto_resume)
-      run
+      run(resume: option(:auto_resume) == true)
     end
 
     # Continues an interrupted run of this queue (in this process or a new
@@ -107,15 +125,29 @@ module MASTER
       return enum_for(:resume) unless runnable?
 
       load_interrupted_run
-      run
+      run(resume: true)
     end
 
-    # Persists the queue now: the running task's session and the queue's
+    # Persists the queue now: the running tasks' sessions and the queue's
     # state. Safe inside a `trap` handler, even while a task checkpoints.
     # @return [true]
     def checkpoint!
-      @current&.session&.checkpoint(message: "checkpoint! of queue #{@name}")
+      running = @run ? @run.held : []
+      running.each { |task| task.session&.checkpoint(message: "checkpoint! of queue #{@name}") }
       save_ledger
+      true
+    end
+
+    # Stops task `task_id` at its next `tick`, `checkpoint` or `track_cost`,
+    # in whichever process runs it (CancelledError); a task not started is
+    # never run. It is recorded as cancelled, and the queue goes on.
+    # @return [Boolean] false when the task had finished already
+    def cancel(task_id)
+      Options.check_text!(task_id, "task_id")
+      claim = Queue._cancel(@store, task_id)
+      return false unless claim
+
+      @run&.held&.find { |task| task.task_id == task_id }&.cancel!
       true
     end
 
@@ -141,6 +173,10 @@ module MASTER
       @tasks.select(&:failed?)
     end
 
+    def cancelled
+      @tasks.select(&:cancelled?)
+    end
+
     # True when the last run stopped because the budget was spent.
     def stopped_for_budget?
       @stopped_for_budget == true
@@ -164,6 +200,26 @@ module MASTER
     # stops it (`enforce_budget`).
     def enforce_budget?
       option(:enforce_budget) == true
+    end
+
+    # @private The enforced budget stopped `task`: it is left to resume, not
+    # failed, and no worker of this process claims another task.
+    def stop_for_budget(task, error)
+      @stopped_for_budget = true
+      log("stopped during #{task.name.inspect}: #{error.message}")
+    end
+
+    # @private True (and said once) when the budget is spent before `task`.
+    def budget_spent_before?(task)
+      return false unless @budget && spent_exactly >= Queue.exact(@budget)
+
+      unless @stopped_for_budget
+        left = pending.map(&:name)
+        log("stopped before #{task.name.inspect}: spent $#{format('%.2f', total_spent)} of its " \
+            "$#{format('%.2f', @budget)} budget; #{left.size} task#{'s' unless left.size == 1} not run " \
+            "(#{left.join(', ')}). Call increase_budget, then resume, to go on.")
+      end
+      @stopped_for_budget = true
     end
 
     # @private Raises BudgetExceededError when `task`'s spending took the
@@ -239,6 +295,11 @@ module MASTER
       amount.is_a?(Float) ? Rational(amount.to_s) : Rational(amount)
     end
 
+    # @private
+    def self.exact_or_zero(amount)
+      amount.nil? ? Rational(0) : exact(amount)
+    end
+
     # Options a task's SessionRecovery inherits from the queue.
     def session_options
       {
@@ -269,27 +330,22 @@ module MASTER
       @block || @tasks.any?(&:block)
     end
 
-    def run
+    def run(resume:)
       check_saved_run
+      check_blocks
       @run_started_at ||= Time.now.utc
       @stopped_for_budget = false
-      check_blocks
-      with_signal_handlers do
-        catch(:stopped_for_budget) do
-          index = 0
-          while (task = @tasks[index])
-            index += 1
-            next if task.completed?
-            break if budget_spent_before?(task)
-
-            run_task(task)
-          end
-        end
-      end
+      lease = option(:lease) || DEFAULT_LEASE
+      failures = resume ? failed.each(&:retry!).map(&:task_id) : []
+      @run = Run.new(self, Queue._enter_run(@store, @ledger_id, resume, lease),
+                     workers: option(:workers) || 1, lease: lease, retry_failed: failures)
+      save_ledger
+      with_signal_handlers { @run.call }
+      Queue._touch_run(@store, @ledger_id, @run.number, 0, true) if @tasks.all?(&:finished?)
       self
     ensure
-      @current = nil
       save_ledger if @run_started_at
+      @run = nil
     end
 
     def check_blocks
@@ -302,60 +358,6 @@ module MASTER
 
     def spent_exactly
       @tasks.sum(Rational(0)) { |task| Queue.exact(task.spent) }
-    end
-
-    def budget_spent_before?(task)
-      return false unless @budget && spent_exactly >= Queue.exact(@budget)
-
-      @stopped_for_budget = true
-      left = pending.map(&:name)
-      log("stopped before #{task.name.inspect}: spent $#{format('%.2f', total_spent)} of its " \
-          "$#{format('%.2f', @budget)} budget; #{left.size} task#{'s' unless left.size == 1} not run " \
-          "(#{left.join(', ')}). Call increase_budget, then resume, to go on.")
-      true
-    end
-
-    def run_task(task)
-      # A task this run already started (interrupted or failed) resumes its
-      # own session; one never started begins afresh.
-      task.start(fresh: task.pending?)
-      @current = task
-      save_ledger
-      if task.session.status == "completed"
-        task.finish("completed") # it finished just before the process died
-        return
-      end
-      result = (task.block || @block).call(task)
-      task.session.complete!
-      task.finish("completed", result: result)
-    rescue StandardError => e
-      stop_for_budget(task, e) if e.is_a?(BudgetExceededError) && e.queue == @name
-      task.session&.checkpoint_error(e)
-      task.finish("failed", error: e)
-      log("task #{task.name.inspect} failed (#{e.class}: #{e.message}); going on with the next one")
-    ensure
-      # An Interrupt or SystemExit leaves the task running, for resume to run
-      # again from its session's checkpoint — which must hold what it spent.
-      if task.running?
-        interrupted(task)
-      else
-        @current = nil
-      end
-      save_ledger
-    end
-
-    # The queue's enforced budget stopped `task`: it is left to resume, not
-    # failed, and the queue stops.
-    def stop_for_budget(task, error)
-      @stopped_for_budget = true
-      log("stopped during #{task.name.inspect}: #{error.message}")
-      throw :stopped_for_budget
-    end
-
-    def interrupted(task)
-      task.session&.checkpoint(message: "interrupted; resume runs this task again")
-    rescue StandardError => e
-      log("could not checkpoint interrupted task #{task.name.inspect}: #{e.message}")
     end
 
     def with_signal_handlers
@@ -372,185 +374,6 @@ module MASTER
         yield
       ensure
         previous.each { |signal, handler| trap(signal, handler || "DEFAULT") }
-      end
-    end
-
-    # The queue's state, as a checkpoint of its own ledger task.
-    def save_ledger
-      return unless @run_started_at
-
-      done = completed.size
-      spent = total_spent
-      state = {
-        name: @name,
-        run_started_at: @run_started_at.iso8601,
-        tasks: @tasks.map(&:to_h)
-      }
-      SessionPersistence.save(@ledger_id, {
-                                status: done == @tasks.size ? "completed" : "running",
-                                message: @current ? "running #{@current.name}" : nil,
-                                progress: { items_processed: done, items_total: @tasks.size,
-                                            percentage: @tasks.empty? ? 100.0 : (done * 100.0 / @tasks.size).round(2) },
-                                budget: { allocated: budget, spent: spent,
-                                          remaining: budget && (Queue.exact(budget) - Queue.exact(spent)).to_f },
-                                state: state
-                              }, store: @store)
-    end
-
-    # Takes over the state of an unfinished run of this queue: statuses,
-    # spending and any tasks this process has not added again.
-    def load_interrupted_run
-      return if @loaded
-
-      @loaded = true
-      document = SessionPersistence.load(@ledger_id, store: @store)
-      return unless document && document[:status] != "completed" && document.dig(:state, :tasks)
-
-      state = document[:state]
-      @run_started_at = begin
-        Time.iso8601(state[:run_started_at])
-      rescue StandardError
-        Time.now.utc
-      end
-      @budget ||= document.dig(:budget, :allocated)
-      added = @tasks.to_h { |task| [task.task_id, task] }
-      @saved_ids = state[:tasks].map { |saved| saved[:task_id] }
-      @tasks = state[:tasks].map do |saved|
-        task = added.delete(saved[:task_id]) || Task.new(self, saved[:name], saved[:task_id], saved[:budget], nil,
-                                                         from_store: true)
-        task.restore(saved)
-        task
-      end + added.values
-      log("continuing an interrupted run: #{completed.size} of #{@tasks.size} tasks done, " \
-          "$#{format('%.2f', total_spent)} spent", level: :info)
-    end
-
-    # A saved run is continued only with the tasks it holds: added again in
-    # this process, or none added (resume in a new process). Anything else
-    # is another program's or another version's run: never adopted.
-    def check_saved_run
-      return unless @saved_ids
-
-      added = @tasks.reject(&:from_store?).map(&:task_id)
-      return if added.empty? || added.sort == @saved_ids.sort
-
-      saved_only = @saved_ids - added
-      added_only = added - @saved_ids
-      done = @tasks.count { |task| @saved_ids.include?(task.task_id) && task.completed? }
-      raise QueueMismatchError,
-            "queue #{@name.inspect} has an interrupted run saved (#{@saved_ids.size} tasks, #{done} done) " \
-            "whose tasks are not the ones added here#{" (saved only: #{saved_only.join(', ')})" unless saved_only.empty?}" \
-            "#{" (added only: #{added_only.join(', ')})" unless added_only.empty?}; nothing was run. To continue " \
-            "it, add the same tasks (or none, and call resume); to start a new run, call discard_saved_run " \
-            "first, or give this queue another name:"
-    end
-
-    # One task of a queue. The block receives it; it answers the session's
-    # everyday methods itself.
-    class Task
-      attr_reader :name, :task_id, :block, :session, :result, :error, :status
-
-      def initialize(queue, name, task_id, budget, block, from_store: false)
-        @queue = queue
-        @name = name
-        @task_id = task_id
-        @budget = budget
-        @block = block
-        @from_store = from_store
-        @status = "pending"
-        @spent = 0.0
-        @session = nil
-      end
-
-      alias description name
-
-      # This task's budget in dollars, or nil.
-      def budget
-        @budget&.to_f
-      end
-
-      # Dollars this task has spent.
-      def spent
-        @session ? @session.budget_spent : @spent
-      end
-
-      # Adds a cost to this task's session; with `enforce_budget`, raises
-      # BudgetExceededError once the queue (or the task) is past its budget.
-      def track_cost(amount)
-        spent = ensure_started.track_cost(amount)
-        @queue.check_spending(self)
-        spent
-      end
-
-      def checkpoint(**options)
-        ensure_started.checkpoint(**options)
-      end
-
-      def tick(items = 1)
-        ensure_started.tick(items)
-      end
-
-      %w[pending running completed failed].each do |state|
-        define_method("#{state}?") { @status == state }
-      end
-
-      def from_store?
-        @from_store
-      end
-
-      # @private a re-added task takes the saved one's place, with its block
-      def adopt(added)
-        @block = added.block
-        @budget = added.budget || @budget
-        @from_store = false
-      end
-
-      # @private back to pending, as if no run had seen it
-      def forget_run
-        @status = "pending"
-        @spent = 0.0
-        @error = nil
-        @session = nil
-      end
-
-      # @private
-      def restore(saved)
-        @status = saved[:status]
-        @spent = saved[:spent].to_f
-        @error = saved[:error]
-      end
-
-      # @private
-      def start(fresh:)
-        return @status = "running" if @session && !fresh # resumed in the same process
-
-        @session = SessionRecovery.new(task_id: @task_id, budget: @budget, auto_resume: !fresh,
-                                       **@queue.session_options)
-        # A first checkpoint marks this run's start, so a completion left by
-        # an earlier run is never mistaken for this one's.
-        @session.checkpoint(progress: 0, message: "started by queue #{@queue.name}") if fresh
-        @status = "running"
-      end
-
-      # @private
-      def finish(status, result: nil, error: nil)
-        @status = status
-        @result = result
-        @error = error && "#{error.class}: #{error.message}"
-      end
-
-      def to_h
-        { task_id: @task_id, name: @name, budget: budget, status: @status, spent: spent, error: @error }
-      end
-
-      def inspect
-        "#<MASTER::Queue::Task #{@task_id} #{@status}#{" budget=#{budget}" if @budget} spent=#{spent}>"
-      end
-
-      private
-
-      def ensure_started
-        @session or raise MASTER::Error, "task #{@name.inspect} has not started; it gets a session when the queue runs it"
       end
     end
   end

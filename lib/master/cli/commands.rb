@@ -39,6 +39,7 @@ module MASTER
         no_arguments!(argv)
         dir = existing_store(options)
         rows = SessionPersistence.list(store: dir)
+        rows.each { |row| add_worker(row, dir) }
         return emit_json(rows, options) if options[:json]
         return say("No checkpoints in #{dir}") if rows.empty?
 
@@ -51,6 +52,7 @@ module MASTER
         dir = existing_store(options)
         # The damaged checkpoints are shown in the list below: no warnings for them.
         summary = quietly { SessionPersistence.summary(task, store: dir) }
+        add_worker(summary, dir) if summary
         entries = SessionPersistence.history(task, store: dir)
         unknown_task!(task, dir) if summary.nil? && entries.empty?
         if options[:json]
@@ -108,6 +110,23 @@ module MASTER
         return emit_json({ removed: task, checkpoints: count, store: dir }, options) if options[:json]
 
         say("Removed #{task} and its #{plural(count, 'checkpoint')} from #{dir}")
+      end
+
+      def cancel(argv, options)
+        parse("cancel", argv, options)
+        task = one_argument!(argv, "TASK")
+        dir = existing_store(options)
+        claim = Queue._cancel(dir, task)
+        raise Failure, "task #{task.inspect} has finished already; there is nothing to cancel" unless claim
+
+        running = claim[:state] == "running"
+        return emit_json({ cancelled: task, running: running, store: dir }, options) if options[:json]
+
+        if running
+          say("Cancelled #{task}: its worker (#{claim[:host]} pid #{claim[:pid]}) stops it at its next step")
+        else
+          say("Cancelled #{task}: no worker runs it now, and none will")
+        end
       end
 
       def migrate(argv, options)
@@ -218,6 +237,19 @@ module MASTER
       rescue ArgumentError
         raise UsageError, "bad duration #{Options.shown(text)} for --older-than; give a number and a unit: " \
                           "45s, 30m, 12h, 7d or 2w (at most 100 years)"
+      end
+
+      # A running queue task's worker: which machine and process holds its
+      # claim, since when, and until when its lease runs.
+      def add_worker(row, dir)
+        return unless row[:status] == "running"
+
+        claim = Queue._claim_of(dir, row[:task_id])
+        return unless claim && claim[:state] == "running"
+
+        row[:worker] = { host: claim[:host], pid: claim[:pid], worker: claim[:worker], queue: claim[:queue],
+                         since: claim[:claimed_at], lease_until: claim[:expires_at],
+                         lease_expired: claim[:expires_at] < Time.now }
       end
 
       def unknown_task!(task, dir)

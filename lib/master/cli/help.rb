@@ -60,6 +60,16 @@ module MASTER
         about: "Removes task TASK and all its checkpoints.\n",
         examples: ["remove refactor-users-module"]
       },
+      "cancel" => {
+        usage: "TASK",
+        about: <<~TEXT,
+          Cancels queue task TASK: in whichever process or machine runs it, it
+          stops at its next tick, checkpoint or track_cost (MASTER::CancelledError)
+          and is recorded as cancelled; a task no worker has started is never run.
+          The queue goes on with its other tasks.
+        TEXT
+        examples: ["cancel refactor-users-module"]
+      },
       "migrate" => {
         usage: "[--dir DIR]",
         about: <<~TEXT,

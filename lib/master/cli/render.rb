@@ -72,7 +72,18 @@ module MASTER
         bar = progress_bar(row)
         lines << "  Progress: #{bar}" if bar
         lines << "  Budget: #{budget_text(row[:budget])}"
+        lines << "  Worker: #{worker_text(row[:worker])}" if row[:worker]
         "#{lines.join("\n")}\n"
+      end
+
+      def worker_text(worker)
+        lease = if worker[:lease_expired]
+                  paint("lease expired #{time_text(worker[:lease_until])}", :red)
+                else
+                  "lease until #{time_text(worker[:lease_until])}"
+                end
+        "#{printable(worker[:host].to_s)} pid #{worker[:pid]} (#{printable(worker[:worker].to_s)} of queue " \
+          "#{printable(worker[:queue].to_s)}) since #{time_text(worker[:since])}, #{lease}"
       end
 
       def state_text(row)
