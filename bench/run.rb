@@ -254,6 +254,58 @@ if Bench.section?("postgresql")
   end
 end
 
+# --- many workers on one queue ---------------------------------------------------
+# Tasks that wait 20 ms (a network call) and checkpoint once, run by 1, 4 and
+# 8 workers in one process and by 2 processes of 4; the ratio is against one
+# worker. Then what a queue adds per task (claim, session, complete, end of
+# claim), from tasks that do nothing.
+if Bench.section?("workers")
+  stores = { "file" => File.join(dir, "workers") }
+  pg_url = ENV["MASTER_BENCH_DATABASE_URL"] || ENV.fetch("MASTER_TEST_DATABASE_URL", nil)
+  stores["postgresql"] = "#{pg_url}#{pg_url.include?('?') ? '&' : '?'}schema=master_bench_workers" if pg_url
+  count = Bench::QUICK ? 16 : 160
+  run_queue = lambda do |store, name, workers, wait|
+    queue = MASTER::Queue.new(name: name, store: store, workers: workers, logger: nil)
+    count.times { |i| queue.add("task #{i}") }
+    started = Bench.now
+    queue.process do |task|
+      sleep(wait) if wait.positive?
+      task.checkpoint(progress: 1)
+    end
+    Bench.now - started
+  end
+  stores.each do |kind, store|
+    single = run_queue.call(store, "one-#{kind}", 1, 0.02)
+    [4, 8].each do |workers|
+      took = run_queue.call(store, "w#{workers}-#{kind}", workers, 0.02)
+      Bench.record("#{kind}: #{count} tasks of 20 ms, #{workers} workers", took, single,
+                   workers == 8 ? "<=0.167" : nil, "ms", "vs 1 worker; <= 0.167 is >= 6x")
+    end
+    child = <<~RUBY
+      queue = MASTER::Queue.new(name: "two-procs-#{kind}", store: ARGV[0], workers: 4, logger: nil)
+      #{count}.times { |i| queue.add("task \#{i}") }
+      queue.process { |task| sleep 0.02; task.checkpoint(progress: 1) }
+    RUBY
+    started = Bench.now
+    pids = Array.new(2) do
+      Process.spawn(RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-rmaster", "-e", child, store)
+    end
+    pids.each { |pid| Process.wait(pid) }
+    Bench.record("#{kind}: #{count} tasks of 20 ms, 2 processes x 4 workers", Bench.now - started, single, nil, "ms",
+                 "vs 1 worker")
+    overhead = run_queue.call(store, "overhead-#{kind}", 1, 0) / count
+    Bench.record("#{kind}: what the queue adds per task (claim to end of claim)", overhead, 0.02, nil, "ms",
+                 "vs the 20 ms task")
+  end
+  MASTER::SessionPersistence.list(store: stores["postgresql"]) if stores["postgresql"] # the schema exists
+  if pg_url
+    require "pg"
+    PG.connect(pg_url).tap do |c|
+      c.exec("SET client_min_messages TO warning; DROP SCHEMA IF EXISTS master_bench_workers CASCADE")
+    end.close
+  end
+end
+
 # --- a large state (issue: cost what the caller uses) ---------------------------
 # 500,000 rows, about 53 MB of JSON. Each gem call is timed against what the
 # same step costs a user by hand: the write of the whole document, or its parse.

@@ -171,5 +171,6 @@ pub(super) fn claim_hash(ruby: &Ruby, claim: &Claim) -> Result<RHash, Error> {
         sym!("cancel"), if claim.cancel { super::values::QTRUE } else { super::values::QFALSE },
         sym!("spent"), f64_value(spent),
         sym!("attempt"), u64_value(u64::from(claim.attempt)),
+        sym!("base"), opt(claim.base, u64_value),
     ]))
 }

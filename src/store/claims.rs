@@ -95,6 +95,11 @@ pub(crate) struct Claim {
     /// to run it; more is a takeover, which resumes the task's checkpoint.
     #[serde(default)]
     pub(crate) attempt: u32,
+    /// The task's newest checkpoint when its run first claimed it: a later
+    /// claim resumes only a checkpoint newer than this — one written in
+    /// this run — and starts afresh otherwise.
+    #[serde(default)]
+    pub(crate) base: Option<u64>,
 }
 
 /// A worker's request for a task.
@@ -159,7 +164,15 @@ pub(crate) enum RunEntry {
 }
 
 /// The claim a worker makes of `existing` at `now`, or why it cannot.
-pub(crate) fn claim(existing: Option<&Claim>, task_id: &str, ask: &Ask, now_ns: i64) -> Claimed {
+/// `newest` is the task's newest checkpoint now (the store reads it under
+/// the same lock).
+pub(crate) fn claim(
+    existing: Option<&Claim>,
+    task_id: &str,
+    ask: &Ask,
+    now_ns: i64,
+    newest: Option<u64>,
+) -> Claimed {
     let run = ask.run;
     // Task ids are the store's, not the queue's: a claim another queue made
     // (of its own run 1, say) is not this run's.
@@ -184,9 +197,9 @@ pub(crate) fn claim(existing: Option<&Claim>, task_id: &str, ask: &Ask, now_ns: 
         }
     }
     let previous = existing.map_or(0, |c| c.token);
-    let (spent, attempt) = match existing {
-        Some(c) if same_run(c) => (c.spent.clone(), c.attempt.saturating_add(1)),
-        _ => ("0".to_owned(), 1),
+    let (spent, attempt, base) = match existing {
+        Some(c) if same_run(c) => (c.spent.clone(), c.attempt.saturating_add(1), c.base),
+        _ => ("0".to_owned(), 1, newest),
     };
     Claimed::Taken(Claim {
         task_id: task_id.to_owned(),
@@ -200,6 +213,7 @@ pub(crate) fn claim(existing: Option<&Claim>, task_id: &str, ask: &Ask, now_ns: 
         cancel: false,
         spent,
         attempt,
+        base,
     })
 }
 
@@ -340,6 +354,7 @@ pub(crate) fn cancel(existing: Option<&Claim>, task_id: &str) -> Option<Claim> {
             cancel: true,
             spent: "0".to_owned(),
             attempt: 0,
+            base: None,
         }),
     }
 }
@@ -395,13 +410,19 @@ mod tests {
 
     #[test]
     fn a_claim_excludes_others_until_it_expires_then_hands_over_with_a_new_token() {
-        let first = taken(claim(None, "t", &ask(1, &holder(1), 100), 0));
+        let first = taken(claim(None, "t", &ask(1, &holder(1), 100), 0, None));
         assert_eq!((first.token, first.expires_at_ns), (1, 100));
         assert!(matches!(
-            claim(Some(&first), "t", &ask(1, &holder(2), 100), 99),
+            claim(Some(&first), "t", &ask(1, &holder(2), 100), 99, None),
             Claimed::Held(_)
         ));
-        let second = taken(claim(Some(&first), "t", &ask(1, &holder(2), 100), 100));
+        let second = taken(claim(
+            Some(&first),
+            "t",
+            &ask(1, &holder(2), 100),
+            100,
+            None,
+        ));
         assert_eq!(second.token, 2);
         assert!(!current(Some(&second), 1, 150), "the old token is fenced");
         assert!(current(Some(&second), 2, 150));
@@ -410,33 +431,33 @@ mod tests {
 
     #[test]
     fn a_finished_task_is_not_claimed_again_in_its_run_but_is_in_the_next() {
-        let mut done = taken(claim(None, "t", &ask(1, &holder(1), 100), 0));
+        let mut done = taken(claim(None, "t", &ask(1, &holder(1), 100), 0, None));
         done.state = ClaimState::Completed;
         assert!(matches!(
-            claim(Some(&done), "t", &ask(1, &holder(2), 100), 500),
+            claim(Some(&done), "t", &ask(1, &holder(2), 100), 500, None),
             Claimed::Finished(_)
         ));
-        let again = taken(claim(Some(&done), "t", &ask(2, &holder(2), 100), 500));
+        let again = taken(claim(Some(&done), "t", &ask(2, &holder(2), 100), 500, None));
         assert_eq!((again.run, again.token, again.spent.as_str()), (2, 2, "0"));
     }
 
     #[test]
     fn resume_takes_a_failed_task_again_but_never_a_completed_one() {
-        let mut failed = taken(claim(None, "t", &ask(1, &holder(1), 100), 0));
+        let mut failed = taken(claim(None, "t", &ask(1, &holder(1), 100), 0, None));
         failed.state = ClaimState::Failed;
         let second = holder(2);
         let retry = Ask {
             retry_failed: true,
             ..ask(1, &second, 100)
         };
-        let again = taken(claim(Some(&failed), "t", &retry, 10));
+        let again = taken(claim(Some(&failed), "t", &retry, 10, None));
         assert_eq!((again.token, again.attempt), (2, 2));
         let completed = Claim {
             state: ClaimState::Completed,
             ..again
         };
         assert!(matches!(
-            claim(Some(&completed), "t", &retry, 20),
+            claim(Some(&completed), "t", &retry, 20, None),
             Claimed::Finished(_)
         ));
     }
@@ -455,8 +476,9 @@ mod tests {
             cancel: true,
             spent: "0".into(),
             attempt: 0,
+            base: None,
         };
-        match claim(Some(&asked), "t", &ask(3, &holder(1), 100), 10) {
+        match claim(Some(&asked), "t", &ask(3, &holder(1), 100), 10, None) {
             Claimed::Finished(c) => assert_eq!((c.state, c.run), (ClaimState::Cancelled, 3)),
             other => panic!("{other:?}"),
         }
@@ -464,8 +486,14 @@ mod tests {
 
     #[test]
     fn fences_say_why_a_write_is_refused() {
-        let first = taken(claim(None, "t", &ask(1, &holder(1), 100), 0));
-        let second = taken(claim(Some(&first), "t", &ask(1, &holder(2), 100), 200));
+        let first = taken(claim(None, "t", &ask(1, &holder(1), 100), 0, None));
+        let second = taken(claim(
+            Some(&first),
+            "t",
+            &ask(1, &holder(2), 100),
+            200,
+            None,
+        ));
         let err = check_fence("t", Some(&second), Some(&Fence { token: 1 }), 210).unwrap_err();
         assert!(
             err.to_string().contains("another worker took it over"),

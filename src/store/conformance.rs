@@ -460,8 +460,22 @@ pub(crate) fn claims_end_release_and_start_over_in_a_new_run(h: &dyn Harness) {
         store.claim(&alpha, &ask(1, &holder(3), LEASE)).unwrap(),
         claims::Claimed::Finished(c) if c.state == claims::ClaimState::Completed
     ));
+    running(&store, "alpha", 1);
     let again = taken(store.claim(&alpha, &ask(2, &holder(3), LEASE)).unwrap());
     assert_eq!((again.run, again.token, again.spent.as_str()), (2, 3, "0"));
+    assert_eq!(
+        again.base,
+        Some(1),
+        "the newest checkpoint when the run took it"
+    );
+    write_for(&store, "alpha", Status::Running, 2, None, Some(3)).unwrap();
+    assert!(store.end_claim(&alpha, 3, None, "0").unwrap());
+    let taken_over = taken(store.claim(&alpha, &ask(2, &holder(4), LEASE)).unwrap());
+    assert_eq!(
+        (taken_over.attempt, taken_over.base),
+        (2, Some(1)),
+        "carried: checkpoint 2 is this run's"
+    );
 }
 
 /// A cancel reaches a running task's holder at its next renewal, and

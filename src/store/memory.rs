@@ -264,10 +264,14 @@ impl Backend for MemoryStore {
     }
 
     fn claim(&self, task: &TaskId, ask: &Ask) -> Result<Claimed> {
-        let _writes = self.tasks();
+        let tasks = self.tasks();
+        let newest = tasks
+            .get(task.as_str())
+            .and_then(|c| c.last_key_value())
+            .map(|(&n, _)| n);
         let mut coordination = self.coordination();
         let existing = coordination.claims.get(task.as_str());
-        let claimed = claims::claim(existing, task.as_str(), ask, claims::now_ns());
+        let claimed = claims::claim(existing, task.as_str(), ask, claims::now_ns(), newest);
         if let Claimed::Taken(claim) | Claimed::Finished(claim) = &claimed {
             coordination.claims.insert(task.to_string(), claim.clone());
         }

@@ -28,6 +28,7 @@ module MASTER
         @lease = lease
         @retry = retry_failed.to_h { |task_id| [task_id, true] }
         @afresh = {} # task_id => true: retried failures start afresh
+        @elsewhere = {} # task_id => when its lease runs out: held by another process
         @held = {} # task_id => Task, claimed by this process
         @lock = Mutex.new
         @stop = false
@@ -94,24 +95,56 @@ module MASTER
 
       # The next task this worker claims, or :wait (workers elsewhere hold
       # what is left), or :done (every task is finished, or held by this
-      # process's other workers, which finish them).
+      # process's other workers, which finish them). Tasks another process
+      # held at the last look are asked again only when nothing else is
+      # left: a look costs a store transaction per task.
       def next_task(worker)
         waiting = false
+        deferred = []
         @queue.tasks.each do |task|
           next if task.finished? || @lock.synchronize { @held.key?(task.task_id) }
+          next deferred << task if held_elsewhere?(task)
           return :done if @queue.budget_spent_before?(task)
 
-          again = @lock.synchronize { @retry.delete(task.task_id) } || false
-          outcome, claim = Queue._claim(@queue.store, task.task_id, @queue.name, @number, worker, @lease, again)
-          task.observe(claim)
-          case outcome
-          when :taken
-            @lock.synchronize { @afresh[task.task_id] = true } if again
-            return task if hold(task, claim)
+          case try_claim(task, worker)
           when :held then waiting = true
+          when Task then return task
+          end
+        end
+        deferred.each do |task|
+          case try_claim(task, worker)
+          when :held then waiting = true
+          when Task then return task
           end
         end
         waiting ? :wait : :done
+      end
+
+      # The task, claimed for this worker; or :held (by another worker), or
+      # nil (finished, or lost to another thread of this process).
+      def try_claim(task, worker)
+        again = @lock.synchronize { @retry.delete(task.task_id) } || false
+        outcome, claim = Queue._claim(@queue.store, task.task_id, @queue.name, @number, worker, @lease, again)
+        task.observe(claim)
+        case outcome
+        when :taken
+          @lock.synchronize { @afresh[task.task_id] = true } if again
+          hold(task, claim) ? task : nil
+        when :held
+          @lock.synchronize { @elsewhere[task.task_id] = claim[:expires_at] }
+          :held
+        end
+      end
+
+      # Another process held the task at the last look, and its lease has
+      # not run out since.
+      def held_elsewhere?(task)
+        until_time = @lock.synchronize { @elsewhere[task.task_id] }
+        return false unless until_time
+        return true if Time.now < until_time
+
+        @lock.synchronize { @elsewhere.delete(task.task_id) }
+        false
       end
 
       def hold(task, claim)
@@ -127,11 +160,8 @@ module MASTER
 
       def run_task(task)
         claim = task.claim
-        # The first claim of the task in this run starts it afresh, and so
-        # does a retry of a failure; a later one (a takeover, or after an
-        # interruption) resumes its checkpoint.
         afresh = @lock.synchronize { @afresh.delete(task.task_id) }
-        task.start(fresh: claim[:attempt] <= 1 || afresh == true)
+        task.start(fresh: afresh == true || !written_in_run?(task, claim))
         @queue.save_ledger(every: LEDGER_EVERY)
         if task.session.status == "completed"
           finish(task, "completed") # it finished just before its worker died
@@ -158,6 +188,18 @@ module MASTER
         # checkpointed, its claim released so any worker resumes it at once.
         interrupted(task) if task.running? && @lock.synchronize { @held.key?(task.task_id) }
         @queue.save_ledger(every: LEDGER_EVERY)
+      end
+
+      # The first claim of a task in its run starts it afresh, and so does a
+      # retry of a failure; a later one (a takeover, or after an
+      # interruption) resumes the task's checkpoint if this run wrote one —
+      # newer than the one it had when the run first took it (the claim's
+      # base) — and starts afresh if not.
+      def written_in_run?(task, claim)
+        return false if claim[:attempt] <= 1
+
+        newest = SessionPersistence.checkpoints(task.task_id, store: @queue.store).max
+        !newest.nil? && (claim[:base].nil? || newest > claim[:base])
       end
 
       def record_failure(task, error)

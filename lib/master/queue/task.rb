@@ -125,9 +125,10 @@ module MASTER
         @lost = reason
       end
 
-      # @private
+      # @private starts the task's session: afresh, or (`fresh: false`)
+      # resuming its newest checkpoint — in this process, the session it has
       def start(fresh:)
-        if @session && !fresh # resumed in the same process
+        if @session && !fresh
           @session.send(:_fence, @claim && @claim[:token])
           return @status = "running"
         end
@@ -135,9 +136,6 @@ module MASTER
         @session = SessionRecovery.new(task_id: @task_id, budget: @budget, auto_resume: !fresh,
                                        **@queue.session_options)
         @session.send(:_fence, @claim[:token]) if @claim
-        # A first checkpoint marks this run's start, so a completion left by
-        # an earlier run is never mistaken for this one's.
-        @session.checkpoint(progress: 0, message: "started by queue #{@queue.name}") if fresh
         @status = "running"
       end
 

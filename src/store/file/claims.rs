@@ -22,7 +22,13 @@ const RUN_FILE: &str = "run.json";
 fn store_record<T: serde::Serialize>(dir: &Dir, name: &str, record: &T) -> Result<()> {
     let json = crate::checkpoint::json_bytes(record);
     // The seal closes the object: write all but the closing brace.
-    write_sealed(dir, name, "claim", |out| out(&json[..json.len() - 1]), false)?;
+    write_sealed(
+        dir,
+        name,
+        "claim",
+        |out| out(&json[..json.len() - 1]),
+        false,
+    )?;
     Ok(())
 }
 
@@ -37,7 +43,7 @@ impl FileStore {
         &self,
         task: &TaskId,
         create: bool,
-        change: impl FnOnce(Option<&Claim>) -> (Option<Claim>, T),
+        change: impl FnOnce(&Dir, Option<&Claim>) -> (Option<Claim>, T),
     ) -> Result<Option<T>> {
         let root = if create {
             Dir::create_all(self.root())?
@@ -51,7 +57,7 @@ impl FileStore {
             return Ok(None);
         };
         let existing = read_claim(&task_dir);
-        let (stored, outcome) = change(existing.as_ref());
+        let (stored, outcome) = change(&task_dir, existing.as_ref());
         if let Some(claim) = stored.filter(|c| Some(c) != existing.as_ref()) {
             store_record(&task_dir, CLAIM_FILE, &claim)?;
         }
@@ -60,8 +66,11 @@ impl FileStore {
 
     pub(super) fn claim_task(&self, task: &TaskId, ask: &Ask) -> Result<Claimed> {
         let now = claims::now_ns();
-        let claimed = self.with_claim(task, true, |existing| {
-            let claimed = claims::claim(existing, task.as_str(), ask, now);
+        let claimed = self.with_claim(task, true, |task_dir, existing| {
+            let newest = super::lookup::scan_numbers(task_dir, false)
+                .ok()
+                .and_then(|numbers| numbers.last().copied());
+            let claimed = claims::claim(existing, task.as_str(), ask, now, newest);
             let stored = match &claimed {
                 Claimed::Taken(c) | Claimed::Finished(c) => Some(c.clone()),
                 Claimed::Held(_) => None,
@@ -79,7 +88,7 @@ impl FileStore {
         spent: &str,
     ) -> Result<Renewed> {
         let now = claims::now_ns();
-        let renewed = self.with_claim(task, false, |existing| {
+        let renewed = self.with_claim(task, false, |_, existing| {
             claims::renew(existing, token, now, lease_ns, spent)
         })?;
         Ok(renewed.unwrap_or(Renewed::Lost))
@@ -93,7 +102,7 @@ impl FileStore {
         spent: &str,
     ) -> Result<bool> {
         let now = claims::now_ns();
-        let ended = self.with_claim(task, false, |existing| {
+        let ended = self.with_claim(task, false, |_, existing| {
             let ended = claims::end(existing, token, state, now, spent);
             let done = ended.is_some();
             (ended, done)
@@ -102,7 +111,7 @@ impl FileStore {
     }
 
     pub(super) fn cancel_task(&self, task: &TaskId) -> Result<Option<Claim>> {
-        let cancelled = self.with_claim(task, true, |existing| {
+        let cancelled = self.with_claim(task, true, |_, existing| {
             let cancelled = claims::cancel(existing, task.as_str());
             (cancelled.clone(), cancelled)
         })?;

@@ -66,9 +66,13 @@ impl PostgresStore {
         action: &str,
         task: &TaskId,
         task_lock: bool,
-        mut change: impl FnMut(Option<&Claim>, i64) -> (Option<Claim>, T),
+        mut change: impl FnMut(Option<&Claim>, i64, Option<u64>) -> (Option<Claim>, T),
     ) -> Result<T> {
         self.ready()?;
+        let newest_sql = format!(
+            "SELECT max(number) FROM {}.checkpoints WHERE task_id = $1",
+            self.s()
+        );
         self.pool
             .with(&self.target, action, true, |conn: &mut Conn| {
                 let mut tx = conn.client.transaction()?;
@@ -80,7 +84,15 @@ impl PostgresStore {
                     self.lock_task(&mut db, task)?;
                 }
                 let (existing, now) = self.claim_row(&mut db, task, !task_lock)?;
-                let (stored, outcome) = change(existing.as_ref(), now);
+                // The task's newest checkpoint, which only a claim needs.
+                let newest = if task_lock {
+                    db.query_one(&newest_sql, &[&task.as_str()])?
+                        .get::<_, Option<i64>>(0)
+                        .map(|n| n as u64)
+                } else {
+                    None
+                };
+                let (stored, outcome) = change(existing.as_ref(), now, newest);
                 if let Some(claim) = stored.filter(|c| Some(c) != existing.as_ref()) {
                     self.store_claim(&mut db, &claim)?;
                 }
@@ -107,8 +119,8 @@ impl PostgresStore {
     }
 
     pub(super) fn claim_task(&self, task: &TaskId, ask: &Ask) -> Result<Claimed> {
-        self.with_claim("claim a task in", task, true, |existing, now| {
-            let claimed = claims::claim(existing, task.as_str(), ask, now);
+        self.with_claim("claim a task in", task, true, |existing, now, newest| {
+            let claimed = claims::claim(existing, task.as_str(), ask, now, newest);
             let stored = match &claimed {
                 Claimed::Taken(c) | Claimed::Finished(c) => Some(c.clone()),
                 Claimed::Held(_) => None,
@@ -124,7 +136,7 @@ impl PostgresStore {
         lease_ns: i64,
         spent: &str,
     ) -> Result<Renewed> {
-        self.with_claim("renew a claim in", task, false, |existing, now| {
+        self.with_claim("renew a claim in", task, false, |existing, now, _| {
             claims::renew(existing, token, now, lease_ns, spent)
         })
     }
@@ -136,7 +148,7 @@ impl PostgresStore {
         state: Option<ClaimState>,
         spent: &str,
     ) -> Result<bool> {
-        self.with_claim("end a claim in", task, false, |existing, now| {
+        self.with_claim("end a claim in", task, false, |existing, now, _| {
             let ended = claims::end(existing, token, state, now, spent);
             let done = ended.is_some();
             (ended, done)
@@ -144,7 +156,7 @@ impl PostgresStore {
     }
 
     pub(super) fn cancel_task(&self, task: &TaskId) -> Result<Option<Claim>> {
-        self.with_claim("cancel a task in", task, false, |existing, _| {
+        self.with_claim("cancel a task in", task, false, |existing, _, _| {
             let cancelled = claims::cancel(existing, task.as_str());
             (cancelled.clone(), cancelled)
         })
