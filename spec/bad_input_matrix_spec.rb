@@ -74,16 +74,19 @@ module BadInputMatrix
     "id x NUL y": ["x\0y", /"x\\0y"|"x\\u0000y"/],
     "id 256 bytes": ["y" * 256, /256 bytes/],
     "id .hidden": [".hidden", /"\.hidden"/],
-    "id index.json": ["index.json", /"index\.json"/]
-  }.freeze
-
-  # Hostile ids that still slugify to a name (Queue names, task descriptions).
-  SLUGGABLE = (HOSTILE_IDS.keys - [:"id empty", :"id .", :"id .."]).freeze
+    "id index.json": ["index.json", /"index\.json"/],
+    "id NUL in SQL": ["x\0'; DROP TABLE checkpoints; --", /"x\\0'; DROP TABLE checkpoints; --"|"x\\u0000'/]
+  }.merge(SqlLookalikes::IDS.to_h { |id| [:"id #{id}", [id, /#{Regexp.escape(id.inspect)}/]] }).freeze
+  SQL_IDS = SqlLookalikes::IDS.map { |id| :"id #{id}" }.freeze # valid names: spec/support/sql_lookalikes.rb
+  # Hostile ids that still slugify to a name (Queue names, task descriptions): those with a letter or digit.
+  SLUGGABLE = HOSTILE_IDS.select { |_, (id, _)| id.match?(/[[:alnum:]]/) }.keys.freeze
+  SQL_TEXT = SqlLookalikes::TEXT
+  SQL_DATA = SqlLookalikes::DATA
 
   # What each kind of argument must do with each value: the values listed
   # under a kind's outcome; ARG for every other value.
   KINDS = {
-    task_id: { OK => %i[string symbol] }, # a Symbol names its task, like a String
+    task_id: { OK => %i[string symbol] + SQL_IDS }, # a Symbol names its task, like a String
     path: { OK => %i[nil string] }, # past PATH_MAX it is refused before the file system is asked
     seconds: { OK => %i[nil integer float], OK_OR_ARG => %i[big_integer] },
     count: { OK => %i[nil integer] },
@@ -227,7 +230,8 @@ module BadInputMatrix
     end
   end
   row("SessionPersistence.read", "task_id", :task_id, names: task_names, ids: true,
-                                                      value_for: { string: NOT_FOUND, symbol: NOT_FOUND }) { |_, v| P.read(v, 1) }
+                                                      value_for: { string: NOT_FOUND, symbol: NOT_FOUND,
+                                                                   **SQL_IDS.to_h { |id| [id, NOT_FOUND] } }) { |_, v| P.read(v, 1) }
   row("SessionPersistence.read", "number", :read_number, names: /\bcheckpoint\b/) { |_, v| P.read("task", v) }
   {
     save: ->(dir) { P.save("task", { state: { n: 1 } }, checkpoint_dir: dir) },
@@ -363,8 +367,11 @@ module BadInputMatrix
   HOSTILE_IDS.each do |label, (id, shown)|
     next if id.include?("\0")
 
-    cli "create --task #{label}", ["checkpoint", "create", "--task", id], 2, /task_id|--task/, shown
-    %w[show resume remove].each { |sub| cli "#{sub} #{label}", ["checkpoint", sub, id], 2, /task_id|TASK/, shown }
+    valid = SQL_IDS.include?(label) # a valid name: no such task, and the store (task, other) unchanged
+    cli "create --task #{label}", ["checkpoint", "create", "--task", id], 2, /task_id|--task/, shown unless valid
+    %w[show resume remove].each do |sub|
+      cli "#{sub} #{label}", ["checkpoint", sub, id], valid ? 1 : 2, valid ? /unknown task/ : /task_id|TASK/, shown
+    end
   end
 
   cli "create without --task", %w[checkpoint create], 2, /--task/
@@ -430,7 +437,9 @@ module BadInputMatrix
                                                             "{\"s\": \"#{'x' * (ARGV_MAX - 20)}\"}"],
     "create --message of #{ARGV_MAX / 1000} KB" => ["checkpoint", "create", "--task", "big", "--message", "m" * ARGV_MAX],
     "create --data 42 (a bare JSON value)" => ["checkpoint", "create", "--task", "bare", "--data", "42"],
-    "create --task of 255 bytes" => ["checkpoint", "create", "--task", "z" * 255]
+    "create --task of 255 bytes" => ["checkpoint", "create", "--task", "z" * 255],
+    "create --task and --data that look like SQL" => ["checkpoint", "create", "--task", SQL_TEXT, "--data",
+                                                      JSON.generate(SQL_DATA), "--message", SQL_TEXT]
   }.freeze
 end
 
@@ -494,7 +503,7 @@ RSpec.describe "Bad input matrix" do
     # Compared with ==: `case` would ask whether the class is an instance of itself.
     if expected == m::NOT_FOUND # rubocop:disable Style/CaseLikeIf
       row_names = /has no checkpoints?\b/
-      shown = /#{Regexp.escape(value.to_s)}/
+      shown = /#{Regexp.escape(value.to_s)}|#{Regexp.escape(value.to_s.inspect[1..-2])}/ # as given, or escaped
     elsif expected == m::STORE
       row_names = /#{Regexp.escape(value.to_s[0, 32])}/
     end
@@ -559,6 +568,9 @@ RSpec.describe "Bad input matrix" do
         expect_error(error, outcome, row.names, shown, value)
         expect(store_snapshot).to eq(before), "the store changed"
       end
+      if m::SQL_IDS.include?(label) && row.target.start_with?("SessionPersistence.")
+        expect(store_snapshot).to eq(before), "a call on task #{value.inspect} changed other tasks"
+      end
       if label.to_s.start_with?("id ")
         beside = StoreHelpers.file_store? ? [".master_checkpoints"] : []
         expect(Dir.children(Dir.pwd)).to eq(beside), "something was written beside the store"
@@ -614,6 +626,89 @@ RSpec.describe "Bad input matrix" do
       state = session.checkpoint_error("bad \xff".b)
       expect(state[:error][:message]).to eq("bad \u{FFFD}")
       expect(File.read(checkpoint_file("task", state[:checkpoint]), encoding: "UTF-8")).to be_valid_encoding
+    end
+  end
+
+  # Every store: SQL-looking ids and data are names and values like any
+  # other. Each one's task holds exactly what was written to it, and the
+  # seeded tasks ("task", "other") are byte-for-byte what they were.
+  describe "task ids and data that look like SQL" do
+    # What a reader sees of the given tasks: numbers, each checkpoint, summary.
+    def tasks_as_read(*ids)
+      ids.to_h do |id|
+        numbers = MASTER::SessionPersistence.checkpoints(id)
+        [id, [numbers, numbers.map { |n| MASTER::SessionPersistence.read(id, n) }, MASTER::SessionPersistence.summary(id)]]
+      end
+    end
+
+    def cli(*args)
+      out, err, status = Open3.capture3(RbConfig.ruby, File.expand_path("../bin/cli", __dir__), "checkpoint", *args)
+      expect([status.exitstatus, err]).to eq([0, ""]), "bin/cli checkpoint #{args.first}: #{err}"
+      out
+    end
+
+    m::SQL_IDS.each do |label|
+      id = m::HOSTILE_IDS.fetch(label).first
+      it "#{label}: every call reaches that task only, and its data comes back as given" do
+        seed_store
+        seeded = tasks_as_read("task", "other")
+        session = MASTER::SessionRecovery.new(task_id: id, budget: 1.0)
+        session.checkpoint(progress: 1, items_total: 3, data: m::SQL_DATA, message: m::SQL_TEXT)
+        session.checkpoint_error(RuntimeError.new(m::SQL_TEXT), m::SQL_TEXT)
+        second = session.checkpoint(progress: 2, data: m::SQL_DATA.merge(step: 2))
+        aggregate_failures do
+          expect(session.restore).to include(task_id: id, checkpoint: 3, progress: 2, data: m::SQL_DATA.merge(step: 2))
+          expect(MASTER::SessionRecovery.new(task_id: id).progress).to eq(2)
+          expect(MASTER::SessionPersistence.checkpoints(id)).to eq([1, 2, 3])
+          expect(MASTER::SessionPersistence.read(id, 1)).to include(task_id: id, state: m::SQL_DATA, message: m::SQL_TEXT)
+          expect(MASTER::SessionPersistence.read(id, 2)[:error]).to include(message: m::SQL_TEXT)
+          expect(MASTER::SessionPersistence.load(id)).to include(sequence: second[:checkpoint])
+          expect(MASTER::SessionPersistence.summary(id)).to include(task_id: id, latest_checkpoint: 3, checkpoints: 3)
+          expect(MASTER::SessionPersistence.list.map { |row| row[:task_id] }).to contain_exactly("task", "other", id)
+          expect(session.rollback[:data]).to eq(m::SQL_DATA)
+          number = MASTER::SessionPersistence.save(id, { state: { "' OR '1'='1" => m::SQL_TEXT } })
+          expect(MASTER::SessionPersistence.load(id)).to include(sequence: number, state: { "' OR '1'='1" => m::SQL_TEXT })
+          if StoreHelpers.shared_store? # bin/cli is another process: the memory store is not there
+            expect(JSON.parse(cli("resume", id))).to include("task_id" => id, "data" => { "' OR '1'='1" => m::SQL_TEXT })
+            expect(cli("show", id).lines.first.chomp).to eq(id) # the seed's layout: the id, as it is
+            expect(cli("list").lines.map(&:chomp)).to include(id)
+          end
+          expect(tasks_as_read("task", "other")).to eq(seeded), "another task changed"
+          expect(MASTER::SessionPersistence.remove(id)).to be(true)
+          expect(MASTER::SessionPersistence.checkpoints(id)).to eq([])
+          expect(MASTER::SessionPersistence.list.map { |row| row[:task_id] }).to contain_exactly("task", "other")
+          expect(tasks_as_read("task", "other")).to eq(seeded), "removing #{id.inspect} changed another task"
+        end
+      end
+    end
+
+    it "all of them side by side: each task holds its own, and removing one leaves the rest" do
+      seed_store
+      ids = m::SQL_IDS.map { |label| m::HOSTILE_IDS.fetch(label).first }
+      ids.each { |id| MASTER::SessionRecovery.new(task_id: id).checkpoint(progress: 1, data: { id: id }) }
+      seeded = tasks_as_read("task", "other")
+      ids.each_with_index do |id, i|
+        expect(MASTER::SessionPersistence.remove(id)).to be(true)
+        rest = ids.drop(i + 1)
+        expect(MASTER::SessionPersistence.list.map { |row| row[:task_id] }).to contain_exactly("task", "other", *rest)
+        rest.each do |other|
+          expect(MASTER::SessionRecovery.new(task_id: other, auto_resume: false).restore[:data]).to eq(id: other)
+        end
+        expect(tasks_as_read("task", "other")).to eq(seeded), "removing #{id.inspect} changed another task"
+      end
+    end
+
+    it "a NUL byte: refused in a task id, kept in data, messages and errors" do
+      seed_store
+      expect { MASTER::SessionRecovery.new(task_id: "task\0'; DROP TABLE checkpoints; --") }
+        .to raise_error(ArgumentError, /task_id .*NUL/)
+      session = MASTER::SessionRecovery.new(task_id: "nul")
+      session.checkpoint(data: { "k\0" => "v\0'; --" }, message: "m\0'; --")
+      session.checkpoint_error(RuntimeError.new("e\0'; --"), "i\0")
+      expect(MASTER::SessionPersistence.read("nul", 1)).to include(state: { "k\0" => "v\0'; --" }, message: "m\0'; --")
+      expect(MASTER::SessionPersistence.read("nul", 2)[:error]).to include(message: "e\0'; --")
+      expect(MASTER::SessionPersistence.summary("nul")).to include(latest_checkpoint: 2)
+      expect(MASTER::SessionPersistence.list.map { |row| row[:task_id] }).to contain_exactly("task", "other", "nul")
     end
   end
 
