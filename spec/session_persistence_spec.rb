@@ -77,7 +77,7 @@ RSpec.describe MASTER::SessionPersistence do
       # rebuilt, the damage shows.
       File.delete(File.join(store_dir, "index.json"), File.join(task_dir("broken"), "metadata.json"))
       expect(described_class.list).to eq([])
-      expect(MASTER.logger.warnings.last).to match(/task "broken" has 1 checkpoint file\(s\) and none is intact/)
+      expect(MASTER.logger.warnings.last).to match(/task "broken" has 1 checkpoint\(s\) and none is intact/)
     end
 
     # Regression (issue 8): "newest first" followed the one-second timestamp

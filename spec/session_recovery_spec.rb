@@ -180,9 +180,9 @@ RSpec.describe MASTER::SessionRecovery do
     end
 
     it "checkpoints once checkpoint_interval seconds have passed" do
-      s = session(checkpoint_on_items: nil, checkpoint_interval: 0.05)
+      s = session(checkpoint_on_items: nil, checkpoint_interval: 0.5)
       expect(s.tick).to be(false)
-      sleep 0.1
+      sleep 0.6
       expect(s.tick).to be(true)
       expect(s.tick).to be(false)
     end

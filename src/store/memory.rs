@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::claims::{self, Ask, Claim, ClaimState, Claimed, QueueRun, Renewed, RunEntry};
 use super::layout::{checkpoint_file_name, TaskId};
-use super::seal::{Seal, SealedWriter};
+use super::seal::Seal;
 use super::summary::{sort_newest_first, TaskSummary};
 use super::{
-    next_number, prunable, summarize, verify, Backend, Found, Listing, Pick, WriteOptions, Written,
+    next_number, settle, summarize, verify, Backend, Found, JustWritten, Listing, Settled,
+    WriteOptions, Written,
 };
-use crate::checkpoint::{Document, Facts, Status};
+use crate::checkpoint::{Document, Facts};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Default)]
@@ -29,6 +30,8 @@ pub(crate) struct MemoryStore {
     /// Queue claims and runs; taken inside `tasks` when both are needed
     /// (a write's fence, a claim ordered with writes).
     coordination: Mutex<Coordination>,
+    /// Each task's summary as its last write left it (taken inside `tasks`).
+    summaries: Mutex<HashMap<String, TaskSummary>>,
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +60,10 @@ impl MemoryStore {
     fn tasks(&self) -> MutexGuard<'_, Tasks> {
         // A panic while holding it left plain data behind: still usable.
         self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn summaries(&self) -> MutexGuard<'_, HashMap<String, TaskSummary>> {
+        self.summaries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn coordination(&self) -> MutexGuard<'_, Coordination> {
@@ -142,48 +149,33 @@ impl Backend for MemoryStore {
             .unwrap_or_default();
         let number = next_number(&numbers, |n| self.checkpoint_location(task, n))?;
         doc.set("sequence", &number);
-        let mut writer = SealedWriter::new(Vec::new());
-        doc.write_open_object(|chunk| writer.write(chunk))
-            .expect("writing to memory cannot fail");
-        let (bytes, seal) = writer.finish().expect("writing to memory cannot fail");
-        let checkpoints = tasks.entry(task.to_string()).or_default();
-        checkpoints.insert(number, Arc::new(bytes));
-        let mut numbers: Vec<u64> = checkpoints.keys().copied().collect();
-        let latest_good = if facts.status == Status::Failed {
-            super::find_among(
-                &numbers,
-                Pick::GoodBefore(number),
-                |n| Self::read_in(&tasks, task, n, self.checkpoint_location(task, n)),
-                |n| self.checkpoint_location(task, n),
-            )
-            .found
-            .map(|f| f.number)
-        } else {
-            Some(number)
-        };
-        let pruned = prunable(&numbers, options.max_checkpoints, latest_good);
+        let (bytes, seal) = super::seal_in_memory(doc);
+        tasks
+            .entry(task.to_string())
+            .or_default()
+            .insert(number, Arc::new(bytes));
+        let mut summaries = self.summaries();
+        let Settled {
+            pruned, summary, ..
+        } = settle(
+            JustWritten {
+                task,
+                number,
+                seal,
+                facts,
+                before: &numbers,
+                previous: summaries.get(task.as_str()),
+                max_checkpoints: options.max_checkpoints,
+            },
+            &mut |n| Self::read_in(&tasks, task, n, self.checkpoint_location(task, n)),
+            &mut |_| true,
+            &|n| self.checkpoint_location(task, n),
+        );
         let checkpoints = tasks.get_mut(task.as_str()).expect("inserted above");
         for n in &pruned {
             checkpoints.remove(n);
         }
-        numbers.retain(|n| !pruned.contains(n));
-        let created_at = match numbers.first() {
-            Some(&oldest) if oldest != number => {
-                Self::read_in(&tasks, task, oldest, self.checkpoint_location(task, oldest))
-                    .map(|f| f.envelope.facts.timestamp)
-                    .unwrap_or_else(|_| facts.timestamp.clone())
-            }
-            _ => facts.timestamp.clone(),
-        };
-        let summary = TaskSummary::from_facts(
-            task.as_str(),
-            number,
-            latest_good,
-            numbers.len() as u64,
-            created_at,
-            facts,
-            seal,
-        );
+        summaries.insert(task.to_string(), summary.clone());
         Ok(Written {
             number,
             summary,
@@ -222,11 +214,9 @@ impl Backend for MemoryStore {
             listing.warnings.extend(warnings);
             match summary {
                 Some(summary) => listing.tasks.push(summary),
-                None => listing.warnings.push(format!(
-                    "task {task:?} has {} checkpoint(s) and none is intact; it is not listed \
-                     until it has one, or is removed",
-                    tasks[id].len()
-                )),
+                None => listing
+                    .warnings
+                    .push(super::unlisted_warning(&task, tasks[id].len())),
             }
         }
         sort_newest_first(&mut listing.tasks);
@@ -247,6 +237,7 @@ impl Backend for MemoryStore {
             return Ok(false);
         }
         tasks.remove(task.as_str());
+        self.summaries().remove(task.as_str());
         self.coordination().claims.remove(task.as_str());
         Ok(true)
     }

@@ -136,6 +136,15 @@ pub(crate) struct Lookup {
     pub(crate) skipped: Vec<Skipped>,
 }
 
+/// The one wording of "this task is left out of `list`": it has
+/// `checkpoints` stored and none is intact.
+pub(crate) fn unlisted_warning(task: &TaskId, checkpoints: usize) -> String {
+    format!(
+        "task {task:?} has {checkpoints} checkpoint(s) and none is intact; it is not listed \
+         until it has one, or is removed"
+    )
+}
+
 impl Lookup {
     /// The one wording of "checkpoint N was passed over", for every reader.
     pub(crate) fn warnings(&self, task: &TaskId) -> Vec<String> {
@@ -577,6 +586,94 @@ pub(crate) fn next_number(numbers: &[u64], location: impl FnOnce(u64) -> PathBuf
                 reason: "is the last number a checkpoint can have; remove it".into(),
             }),
     }
+}
+
+/// A checkpoint just written, and how to reach the task's others: what
+/// `settle` needs of a backend.
+pub(crate) struct JustWritten<'a> {
+    pub(crate) task: &'a TaskId,
+    pub(crate) number: u64,
+    pub(crate) seal: Seal,
+    pub(crate) facts: &'a Facts,
+    /// The task's numbers before the write.
+    pub(crate) before: &'a [u64],
+    /// The task's summary before the write, if the backend keeps one.
+    pub(crate) previous: Option<&'a TaskSummary>,
+    pub(crate) max_checkpoints: Option<u64>,
+}
+
+/// What a write leaves: the checkpoints retention pruned, the numbers kept,
+/// and the task's summary.
+pub(crate) struct Settled {
+    pub(crate) pruned: Vec<u64>,
+    pub(crate) numbers: Vec<u64>,
+    pub(crate) summary: TaskSummary,
+}
+
+/// Settles a write the same way on every backend: the newest good
+/// checkpoint (this one, or for a failure the one before it), retention
+/// (`remove` deletes one checkpoint, false if it would not go: retention is
+/// best effort), and the summary — `created_at` carried from the previous
+/// summary, or the oldest kept checkpoint's time. `read` reads a checkpoint
+/// when the previous summary cannot say.
+pub(crate) fn settle(
+    new: JustWritten,
+    read: &mut dyn FnMut(u64) -> Result<Found>,
+    remove: &mut dyn FnMut(u64) -> bool,
+    location: &dyn Fn(u64) -> PathBuf,
+) -> Settled {
+    let number = new.number;
+    let mut numbers = new.before.to_vec();
+    numbers.push(number);
+    let previous = new
+        .previous
+        .filter(|p| numbers.contains(&p.latest_checkpoint));
+    let latest_good = if new.facts.status == Status::Failed {
+        match previous {
+            Some(p) => p.latest_good_checkpoint,
+            None => find_among(&numbers, Pick::GoodBefore(number), &mut *read, location)
+                .found
+                .map(|f| f.number),
+        }
+    } else {
+        Some(number)
+    };
+    let pruned: Vec<u64> = prunable(&numbers, new.max_checkpoints, latest_good)
+        .into_iter()
+        .filter(|&n| remove(n))
+        .collect();
+    numbers.retain(|n| !pruned.contains(n));
+    let created_at = match previous.or(new.previous) {
+        Some(p) => p.created_at.clone(),
+        None => numbers
+            .first()
+            .filter(|&&oldest| oldest != number)
+            .and_then(|&oldest| read(oldest).ok())
+            .map(|found| found.envelope.facts.timestamp)
+            .unwrap_or_else(|| new.facts.timestamp.clone()),
+    };
+    let summary = TaskSummary::from_facts(
+        new.task.as_str(),
+        number,
+        latest_good,
+        numbers.len() as u64,
+        created_at,
+        new.facts,
+        new.seal,
+    );
+    Settled {
+        pruned,
+        numbers,
+        summary,
+    }
+}
+
+/// The document sealed in memory (the backends that keep bytes, not files).
+pub(crate) fn seal_in_memory(doc: &Document) -> (Vec<u8>, Seal) {
+    let mut writer = seal::SealedWriter::new(Vec::new());
+    doc.write_open_object(|chunk| writer.write(chunk))
+        .expect("writing to memory cannot fail");
+    writer.finish().expect("writing to memory cannot fail")
 }
 
 /// The oldest checkpoints past `max`, never the newest nor `keep` (the

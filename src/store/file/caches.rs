@@ -185,10 +185,9 @@ impl FileStore {
                     listing.warnings.extend(warnings);
                     let files = lookup::scan_numbers(&task_dir, false)?.len();
                     if files > 0 {
-                        listing.warnings.push(format!(
-                            "task {task:?} has {files} checkpoint file(s) and none is intact; \
-                             it is not listed until it has one, or is removed"
-                        ));
+                        listing
+                            .warnings
+                            .push(crate::store::unlisted_warning(&task, files));
                     }
                 }
                 Err(e) => listing

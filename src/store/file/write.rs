@@ -12,13 +12,13 @@ use std::io::{self, BufWriter, Write};
 use super::caches::{read_json_sealed, write_json_sealed};
 use super::dir::Dir;
 use super::{lookup, FileStore};
-use crate::checkpoint::{Document, Facts, Status};
+use crate::checkpoint::{Document, Facts};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::store::layout::{checkpoint_file_name, temp_file_name, TaskId, METADATA_FILE};
 use crate::store::seal::{Seal, SealedWriter};
 use crate::store::summary::TaskSummary;
-use crate::store::{next_number, prunable, Pick, WriteOptions, Written};
+use crate::store::{next_number, settle, JustWritten, Settled, WriteOptions, Written};
 
 /// Writes `name` in `dir` through a sealed temp file and a rename. `kind`
 /// names the file for failure injection (see `failpoint`).
@@ -85,7 +85,7 @@ impl FileStore {
                 crate::store::claims::now_ns(),
             )?;
         }
-        let (mut numbers, mut warnings) = lookup::scan(&task_dir, true)?;
+        let (numbers, mut warnings) = lookup::scan(&task_dir, true)?;
         let number = next_number(&numbers, |n| task_dir.child_path(&checkpoint_file_name(n)))?;
         let name = checkpoint_file_name(number);
         doc.set("sequence", &number);
@@ -102,38 +102,21 @@ impl FileStore {
         })?;
         let previous: Option<TaskSummary> = read_json_sealed(&task_dir, METADATA_FILE);
         let committed = (|| -> Result<Written> {
-            numbers.push(number);
-            let latest_good = if facts.status == Status::Failed {
-                match previous
-                    .as_ref()
-                    .filter(|p| numbers.contains(&p.latest_checkpoint))
-                {
-                    Some(p) => p.latest_good_checkpoint,
-                    None => lookup::find_in(&task_dir, task, &numbers, Pick::GoodBefore(number))
-                        .found
-                        .map(|f| f.number),
-                }
-            } else {
-                Some(number)
-            };
-            let pruned = prune(
-                &task_dir,
-                &mut numbers,
-                options.max_checkpoints,
-                latest_good,
-            );
-            let created_at = match &previous {
-                Some(p) => p.created_at.clone(),
-                None => created_at(&task_dir, task, &numbers, facts),
-            };
-            let summary = TaskSummary::from_facts(
-                task.as_str(),
-                number,
-                latest_good,
-                numbers.len() as u64,
-                created_at,
-                facts,
-                seal,
+            let Settled {
+                pruned, summary, ..
+            } = settle(
+                JustWritten {
+                    task,
+                    number,
+                    seal,
+                    facts,
+                    before: &numbers,
+                    previous: previous.as_ref(),
+                    max_checkpoints: options.max_checkpoints,
+                },
+                &mut |n| lookup::read_in(&task_dir, task, n),
+                &mut |n| task_dir.unlink(&checkpoint_file_name(n)).is_ok(),
+                &|n| task_dir.child_path(&checkpoint_file_name(n)),
             );
             warnings.extend(write_json_sealed(
                 &task_dir,
@@ -162,25 +145,4 @@ impl FileStore {
         }
         committed
     }
-}
-
-/// When the task's oldest checkpoint was written.
-fn created_at(task_dir: &Dir, task: &TaskId, numbers: &[u64], facts: &Facts) -> String {
-    numbers
-        .first()
-        .filter(|&&oldest| oldest != numbers[numbers.len() - 1])
-        .and_then(|&oldest| lookup::read_in(task_dir, task, oldest).ok())
-        .map(|found| found.envelope.facts.timestamp)
-        .unwrap_or_else(|| facts.timestamp.clone())
-}
-
-/// Deletes what retention prunes (`store::prunable`); a file that will not
-/// go is kept: retention is best effort.
-fn prune(task_dir: &Dir, numbers: &mut Vec<u64>, max: Option<u64>, keep: Option<u64>) -> Vec<u64> {
-    let pruned: Vec<u64> = prunable(numbers, max, keep)
-        .into_iter()
-        .filter(|&n| task_dir.unlink(&checkpoint_file_name(n)).is_ok())
-        .collect();
-    numbers.retain(|n| !pruned.contains(n));
-    pruned
 }

@@ -328,9 +328,12 @@ impl Backend for PostgresStore {
                     listing.warnings.extend(warnings);
                     match summary {
                         Some(summary) => listing.tasks.push(summary),
-                        None => listing.warnings.push(format!(
-                            "task {task:?} has checkpoints and none is intact; it is not listed until it has one, or is removed"
-                        )),
+                        None => {
+                            let stored = self.numbers(&task)?.len();
+                            listing
+                                .warnings
+                                .push(super::unlisted_warning(&task, stored));
+                        }
                     }
                 }
             }

@@ -14,15 +14,15 @@
 use std::path::PathBuf;
 
 use postgres::error::SqlState;
-use postgres::GenericClient;
 
 use super::super::layout::TaskId;
-use super::super::seal::SealedWriter;
 use super::super::summary::TaskSummary;
-use super::super::{find_among, next_number, prunable, Backend, Pick, WriteOptions, Written};
+use super::super::{
+    next_number, seal_in_memory, settle, Backend, Found, JustWritten, WriteOptions, Written,
+};
 use super::connection::{Conn, Db};
 use super::PostgresStore;
-use crate::checkpoint::{Document, Facts, Status};
+use crate::checkpoint::{Document, Facts};
 use crate::error::{Error, Result};
 
 /// Tasks whose last write this process remembers; past this many it
@@ -142,15 +142,17 @@ impl PostgresStore {
         write_id: &str,
         last: &LastWritten,
     ) -> Sql<Option<Outcome>> {
+        // The previous summary says all `settle` needs: nothing is read.
+        let mut unread = |n| Err(Error::NotFound(format!("checkpoint {n} is not read here")));
         let plan = match plan(
             task,
-            |n| self.checkpoint_location(task, n),
+            &|n| self.checkpoint_location(task, n),
             doc,
             facts,
             options,
             &last.numbers,
             Some(&last.summary),
-            |_| None,
+            &mut unread,
         ) {
             Ok(plan) => plan,
             Err(_) => return Ok(None),
@@ -234,16 +236,16 @@ impl PostgresStore {
         let previous: Option<TaskSummary> = row
             .get::<_, Option<&str>>(1)
             .and_then(|text| serde_json::from_str(text).ok());
-        let good_before = |numbers: &[u64]| self.good_before(&mut db, task, numbers);
+        let mut read = |n| self.found(task, n, self.document_in(&mut db, task, n).ok().flatten());
         let plan = match plan(
             task,
-            |n| self.checkpoint_location(task, n),
+            &|n| self.checkpoint_location(task, n),
             doc,
             facts,
             options,
             &numbers,
             previous.as_ref(),
-            good_before,
+            &mut read,
         ) {
             Ok(plan) => plan,
             Err(e) => return Ok(Err(e)),
@@ -280,24 +282,6 @@ impl PostgresStore {
         )?;
         tx.commit()?;
         Ok(Ok(plan.into()))
-    }
-
-    /// The newest good checkpoint among `numbers` but the last (the one
-    /// being written), read from the documents: for a failed checkpoint
-    /// when the task's summary cannot say.
-    fn good_before(
-        &self,
-        db: &mut Db<'_, impl GenericClient>,
-        task: &TaskId,
-        numbers: &[u64],
-    ) -> Option<u64> {
-        let newest = *numbers.last()?;
-        let mut read = |n| self.found(task, n, self.document_in(db, task, n).ok().flatten());
-        find_among(numbers, Pick::GoodBefore(newest), &mut read, |n| {
-            self.checkpoint_location(task, n)
-        })
-        .found
-        .map(|f| f.number)
     }
 
     /// The checkpoint a write with `write_id` made, if it was committed.
@@ -370,55 +354,45 @@ impl From<Outcome> for Written {
 }
 
 /// Decides a write from the task as it stands (`numbers`, the `previous`
-/// summary): the next number, sealed into the document; what retention
-/// prunes; the summary after. `good_before` finds the newest good
-/// checkpoint when a failed one is written and `previous` cannot say.
+/// summary): the next number, sealed into the document; then what every
+/// backend decides after a write (`store::settle`). `read` reads one of the
+/// task's checkpoints when the previous summary cannot say.
 #[allow(clippy::too_many_arguments)]
 fn plan(
     task: &TaskId,
-    location: impl Fn(u64) -> PathBuf,
+    location: &dyn Fn(u64) -> PathBuf,
     doc: &mut Document,
     facts: &Facts,
     options: &WriteOptions,
     numbers: &[u64],
     previous: Option<&TaskSummary>,
-    good_before: impl FnOnce(&[u64]) -> Option<u64>,
+    read: &mut dyn FnMut(u64) -> Result<Found>,
 ) -> Result<Plan> {
     let number = next_number(numbers, location)?;
     doc.set("sequence", &number);
-    let mut writer = SealedWriter::new(Vec::new());
-    doc.write_open_object(|chunk| writer.write(chunk))
-        .expect("writing to memory cannot fail");
-    let (bytes, seal) = writer.finish().expect("writing to memory cannot fail");
+    let (bytes, seal) = seal_in_memory(doc);
     let document = String::from_utf8(bytes).expect("documents are UTF-8 JSON");
-    let mut numbers = numbers.to_vec();
-    numbers.push(number);
-    let latest_good = if facts.status == Status::Failed {
-        match previous.filter(|p| numbers.contains(&p.latest_checkpoint)) {
-            Some(p) => p.latest_good_checkpoint,
-            None => good_before(&numbers),
-        }
-    } else {
-        Some(number)
-    };
-    let pruned = prunable(&numbers, options.max_checkpoints, latest_good);
-    numbers.retain(|n| !pruned.contains(n));
-    let created_at = previous.map_or_else(|| facts.timestamp.clone(), |p| p.created_at.clone());
-    let summary = TaskSummary::from_facts(
-        task.as_str(),
-        number,
-        latest_good,
-        numbers.len() as u64,
-        created_at,
-        facts,
-        seal,
+    let settled = settle(
+        JustWritten {
+            task,
+            number,
+            seal,
+            facts,
+            before: numbers,
+            previous,
+            max_checkpoints: options.max_checkpoints,
+        },
+        read,
+        // Deleted by the write's own statement, which fails as a whole.
+        &mut |_| true,
+        location,
     );
     Ok(Plan {
         number,
         document,
-        pruned,
-        numbers,
-        summary,
+        pruned: settled.pruned,
+        numbers: settled.numbers,
+        summary: settled.summary,
     })
 }
 
