@@ -51,6 +51,16 @@ RSpec.describe "The pub2 shim (require \"master/pub2\")" do
       expect { Session.task_id = :job }.to raise_error(TypeError, /Session.task_id must be a String.*got :job/)
     end
 
+    it "keeps the state in the store it is given" do
+      Session.store = "memory://pub2-spec"
+      Session.save_state("step" => 2)
+      expect(MASTER::SessionPersistence.load("pub2-session", store: "memory://pub2-spec")).to include(state: { "step" => 2 })
+      expect(Session.load_state).to eq("step" => 2)
+      expect { Session.store = "ftp://nowhere" }.to raise_error(ArgumentError, /ftp/)
+    ensure
+      Session.store = nil
+    end
+
     it "forgets the state when given nil" do
       Session.save_state("step" => 1)
       expect(Session.save_state(nil)).to be_nil

@@ -10,7 +10,8 @@ module MASTER
   #   Session.save_state(data)   # a checkpoint of task "pub2-session"
   #   Session.load_state         # => that data, as saved; nil if none
   #
-  # The state lives in the configured store (checkpoint_dir) like any task,
+  # The state lives in the configured store (`store`/`checkpoint_dir`, or
+  # `Session.store = "postgresql://…"`) like any task,
   # so `bin/cli checkpoint show pub2-session` shows it and the new API reads
   # it. Deprecated: the first call in a process logs one warning through
   # MASTER.logger showing the new form.
@@ -21,6 +22,7 @@ module MASTER
     # program already has one.
     module Session
       @task_id = nil
+      @store = nil
       @warned = false
       @lock = Mutex.new
 
@@ -40,12 +42,21 @@ module MASTER
           @task_id = id
         end
 
+        # The store the state is kept in (a path, memory://NAME or a
+        # postgresql:// URL); nil, the default, is the configured one.
+        attr_reader :store
+
+        def store=(store)
+          MASTER::Config.store(store) unless store.nil? # refused now, not at the next save
+          @store = store
+        end
+
         # Saves `data` as the task's next checkpoint. Saving nil removes the
         # task's checkpoints, so load_state answers nil again.
         # @return data
         def save_state(data)
           deprecated("save_state", caller_locations(1, 1).first)
-          session = SessionRecovery.new(task_id: task_id, auto_resume: false)
+          session = SessionRecovery.new(task_id: task_id, auto_resume: false, store: @store)
           data.nil? ? session.reset : session.checkpoint(data: data)
           data
         end
@@ -54,7 +65,7 @@ module MASTER
         # as, or nil if nothing was saved.
         def load_state
           deprecated("load_state", caller_locations(1, 1).first)
-          state = SessionRecovery.new(task_id: task_id, auto_resume: false).restore
+          state = SessionRecovery.new(task_id: task_id, auto_resume: false, store: @store).restore
           state && state[:data]
         end
 
