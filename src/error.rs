@@ -31,6 +31,9 @@ pub enum Error {
         number: u64,
         path: PathBuf,
         reason: String,
+        /// For a delta checkpoint whose chain is broken, the checkpoint it
+        /// breaks at: every one between it and this one is broken too.
+        broken_at: Option<u64>,
     },
     /// A task has checkpoints and none is intact (Ruby
     /// `MASTER::CorruptCheckpointError`, naming the newest).
@@ -66,6 +69,10 @@ pub enum Error {
     /// A write made for a queue task's claim that is no longer the
     /// caller's (Ruby `MASTER::LeaseLostError`): nothing was written.
     LeaseLost { task_id: String, reason: String },
+    /// A delta checkpoint's base is no longer the task's newest checkpoint
+    /// (`store::check_base`); the session writes the state whole instead,
+    /// so this never reaches a caller.
+    DeltaBaseMoved { task_id: String, base: u64 },
 }
 
 impl Error {
@@ -106,6 +113,7 @@ impl Error {
             number,
             path: path.into(),
             reason: reason.into(),
+            broken_at: None,
         }
     }
 
@@ -219,6 +227,11 @@ impl fmt::Display for Error {
                 f,
                 "task {task_id:?} is no longer this worker's: {reason}; nothing was written, and \
                  the worker that holds it now resumes it from its last checkpoint"
+            ),
+            Error::DeltaBaseMoved { task_id, base } => write!(
+                f,
+                "task {task_id:?} changed since its checkpoint {base}: a change against it \
+                 was not written; write the state whole"
             ),
         }
     }

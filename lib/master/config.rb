@@ -28,7 +28,8 @@ module MASTER
       keep_successful: :days,
       track_costs: :boolean,
       enforce_budget: :boolean,
-      warn_threshold: :fraction
+      warn_threshold: :fraction,
+      delta_threshold: :count
     }.freeze
 
     KINDS = {

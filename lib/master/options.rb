@@ -23,7 +23,8 @@ module MASTER
       enabled: :boolean,
       track_costs: :boolean,
       enforce_budget: :boolean,
-      async: :boolean
+      async: :boolean,
+      delta_threshold: :count
     }.freeze
 
     module_function
@@ -63,7 +64,9 @@ module MASTER
     end
 
     # Defaults of the options the configuration file does not set.
-    DEFAULTS = { async: false, max_retries: DEFAULT_MAX_RETRIES }.freeze
+    # delta_threshold: states of 16 KiB and more may be saved as their change
+    # since the checkpoint before (README "Delta checkpoints").
+    DEFAULTS = { async: false, max_retries: DEFAULT_MAX_RETRIES, delta_threshold: 16_384 }.freeze
 
     # The options that are Ruby objects the session calls, not settings.
     HOOKS = %i[on_checkpoint on_resume on_complete logger].freeze

@@ -90,6 +90,29 @@ impl<'a> Document<'a> {
         self.members.push((key.into(), raw.into()));
     }
 
+    /// Replaces member `key` with `new_key` and `raw`, in its place (a
+    /// delta checkpoint's `delta` where a whole one has `state`).
+    pub(crate) fn replace_member(
+        &mut self,
+        key: &str,
+        new_key: impl Into<Cow<'a, str>>,
+        raw: impl Into<Cow<'a, [u8]>>,
+    ) {
+        if let Some(member) = self.members.iter_mut().find(|(k, _)| *k == key) {
+            *member = (new_key.into(), raw.into());
+        }
+    }
+
+    /// The size of the finished JSON text, without its seal.
+    pub(crate) fn byte_len(&self) -> usize {
+        // `{"key":value` per member (keys need no escaping), and `}`.
+        self.members
+            .iter()
+            .map(|(key, value)| key.len() + 4 + value.len())
+            .sum::<usize>()
+            + 1
+    }
+
     pub fn set<T: Serialize + ?Sized>(&mut self, key: impl Into<Cow<'a, str>>, value: &T) {
         self.set_raw(key, json_bytes(value));
     }

@@ -2,6 +2,7 @@
 //! the seed's order with the user's `state` passed through as raw JSON bytes,
 //! and read back through a borrowing view that leaves `state` unparsed.
 
+pub(crate) mod delta;
 mod document;
 mod host;
 mod view;

@@ -60,7 +60,7 @@ fn view_leaves_state_raw() {
     let state = br#"{"a":[1,2,{"b":"\u00e9"}]}"#;
     let json = draft(state, None).to_document().to_json();
     let view = CheckpointView::parse(&json).unwrap();
-    assert_eq!(view.state.get().as_bytes(), state);
+    assert_eq!(view.state_text().unwrap().as_bytes(), state);
     assert_eq!(view.status, Status::Running);
 }
 
@@ -184,7 +184,7 @@ fn state_restore_cannot_read_is_refused() {
     ] {
         let json = doc(&state, "null");
         let view = CheckpointView::parse(json.as_bytes()).unwrap();
-        assert_eq!(view.state.get(), state);
+        assert_eq!(view.state_text().unwrap(), state);
         assert!(validate_raw_json(state.as_bytes()).is_ok());
     }
 }

@@ -32,8 +32,13 @@ pub struct CheckpointView<'a> {
     pub progress: Progress,
     #[serde(default, deserialize_with = "lenient")]
     pub budget: BudgetFigures,
-    #[serde(borrow)]
-    pub state: &'a RawValue,
+    /// The user's data (`null` too); absent from a delta document, which
+    /// has `delta`.
+    #[serde(default, borrow, deserialize_with = "present")]
+    pub state: Option<&'a RawValue>,
+    /// A delta document's change since its base (`checkpoint::delta`).
+    #[serde(default, borrow, deserialize_with = "present")]
+    pub delta: Option<&'a RawValue>,
     #[serde(default, borrow)]
     pub error: Option<&'a RawValue>,
     #[serde(default, deserialize_with = "lenient")]
@@ -62,6 +67,13 @@ where
     Ok(serde_json::from_str(raw.get()).unwrap_or_default())
 }
 
+/// A member that is there, whatever it holds: `"state": null` is a state.
+fn present<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
 /// `progress` as the seed's object, or a bare count (`progress: 50`).
 fn lenient_progress<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Progress, D::Error> {
     let raw = Box::<RawValue>::deserialize(d)?;
@@ -81,7 +93,26 @@ impl<'a> CheckpointView<'a> {
             // refuse this one too (`store::summary`).
             return Err(format!("sequence {} is not one the store writes", u64::MAX));
         }
-        readable_json(view.state.get()).map_err(|e| format!("state cannot be read back: {e}"))?;
+        match (view.state, view.delta) {
+            (Some(state), None) => {
+                readable_json(state.get()).map_err(|e| format!("state cannot be read back: {e}"))?
+            }
+            (None, Some(_)) => {
+                let record = view.delta_record()?;
+                let sequence = view.sequence.unwrap_or(0);
+                if record.base.checked_add(1) != Some(sequence) || record.full > record.base {
+                    return Err(format!(
+                        "its delta names base {} and full {}; a delta follows the checkpoint before it \
+                         ({}), whose chain starts at a full one no newer",
+                        record.base,
+                        record.full,
+                        sequence.saturating_sub(1)
+                    ));
+                }
+            }
+            (None, None) => return Err("it has no state (and is no delta)".into()),
+            (Some(_), Some(_)) => return Err("it has both a state and a delta".into()),
+        }
         if let Some(error) = view.error {
             readable_json(error.get()).map_err(|e| format!("error cannot be read back: {e}"))?;
         }
@@ -92,6 +123,17 @@ impl<'a> CheckpointView<'a> {
             parse_timestamp(at)?;
         }
         Ok(view)
+    }
+
+    /// The state's JSON text, if this is a whole checkpoint.
+    pub fn state_text(&self) -> Option<&'a str> {
+        self.state.map(RawValue::get)
+    }
+
+    /// A delta document's change, parsed.
+    pub(crate) fn delta_record(&self) -> Result<super::delta::DeltaRecord, String> {
+        let raw = self.delta.ok_or("it is not a delta")?;
+        serde_json::from_str(raw.get()).map_err(|e| format!("its delta is malformed: {e}"))
     }
 
     pub fn time(&self) -> DateTime<Utc> {

@@ -17,8 +17,8 @@ use crate::checkpoint::{
 use crate::error::{Error, Result};
 use crate::store::layout::TaskId;
 
-/// Members the store writes itself.
-const RESERVED: [&str; 4] = ["checksum", "sequence", "written_at", KINDS_MEMBER];
+/// Members the store writes itself (`delta` marks a delta checkpoint).
+const RESERVED: [&str; 5] = ["checksum", "sequence", "written_at", "delta", KINDS_MEMBER];
 
 /// Members the store reads, and what they must hold to be read as given:
 /// a value of another shape is refused on save, never kept and then read

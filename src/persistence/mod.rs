@@ -124,9 +124,24 @@ impl Persistence {
     /// checkpoint's worth.
     pub(crate) fn history(&self, task: &TaskId) -> Result<Vec<HistoryEntry>> {
         let mut entries = Vec::new();
+        // A delta checkpoint is read on its own and is intact when the one
+        // before it (its base, listed just before) is.
+        let mut intact: Option<u64> = None;
         for number in self.store.numbers(task)? {
-            match self.store.read(task, number) {
-                Ok(found) => entries.push(entry_of(found)),
+            match self.store.read_envelope(task, number) {
+                Ok(found) if found.chain.is_some() && intact != number.checked_sub(1) => entries
+                    .push(HistoryEntry::Damaged(Skipped {
+                        number,
+                        reason: format!(
+                            "its delta chain is broken at checkpoint {}: it is missing or damaged",
+                            number - 1
+                        ),
+                        path: self.store.checkpoint_location(task, number),
+                    })),
+                Ok(found) => {
+                    intact = Some(number);
+                    entries.push(entry_of(found))
+                }
                 Err(Error::NotFound(_)) => {} // pruned meanwhile
                 Err(Error::Corrupt { reason, path, .. }) => {
                     entries.push(HistoryEntry::Damaged(Skipped {

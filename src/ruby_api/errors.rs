@@ -46,9 +46,10 @@ pub(crate) fn init(ruby: &Ruby, master: RModule) -> Result<(), Error> {
 fn class_of(ruby: &Ruby, error: &CoreError) -> ExceptionClass {
     match error {
         CoreError::InvalidArgument(_) => ruby.exception_arg_error(),
-        CoreError::Io { .. } | CoreError::UnsafeStore { .. } | CoreError::Database { .. } => {
-            ruby.get_inner(&STORE_ERROR)
-        }
+        CoreError::Io { .. }
+        | CoreError::UnsafeStore { .. }
+        | CoreError::Database { .. }
+        | CoreError::DeltaBaseMoved { .. } => ruby.get_inner(&STORE_ERROR),
         CoreError::LockTimeout { .. } => ruby.get_inner(&LOCK_TIMEOUT_ERROR),
         CoreError::Corrupt { .. } | CoreError::NoIntactCheckpoint { .. } => {
             ruby.get_inner(&CORRUPT_ERROR)
@@ -79,6 +80,7 @@ pub(crate) fn to_ruby(error: CoreError) -> Error {
             number,
             path: file,
             reason,
+            ..
         } => {
             set("@task_id", ruby.str_new(task_id).as_value());
             set("@number", ruby.integer_from_u64(*number).as_value());

@@ -47,8 +47,7 @@ fn save(
         let options = WriteOptions {
             max_checkpoints: args::optional_count(max_checkpoints, "max_checkpoints")?
                 .filter(|&n| n > 0),
-            durable: true,
-            fence: None,
+            ..WriteOptions::default()
         };
         let store = store(dir)?;
         let kinds = encoded.kinds.as_deref();

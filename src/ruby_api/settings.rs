@@ -30,6 +30,7 @@ pub(super) struct Settings {
     auto_resume: bool,
     #[serde(rename = "async")]
     async_writes: bool,
+    delta_threshold: Option<u64>,
 }
 
 impl Settings {
@@ -59,6 +60,7 @@ impl Settings {
         config.enforce_budget = self.enforce_budget;
         config.auto_resume = self.auto_resume;
         config.async_writes = self.async_writes;
+        config.delta_threshold = self.delta_threshold.filter(|&n| n > 0);
         Ok(config)
     }
 }

@@ -7,6 +7,11 @@ use crate::budget::Money;
 use crate::store::layout::TaskId;
 use crate::store::StoreSpec;
 
+/// 16 KiB: every state of the user's document is written whole; a long
+/// job's growing list becomes deltas early enough that its writes stay a
+/// few times its final size.
+pub(crate) const DEFAULT_DELTA_THRESHOLD: u64 = 16 * 1024;
+
 #[derive(Debug, Clone)]
 pub(crate) struct SessionConfig {
     pub(crate) task_id: TaskId,
@@ -29,6 +34,10 @@ pub(crate) struct SessionConfig {
     /// `async: true`: `checkpoint` captures the state and returns; a
     /// background thread writes it (see `writer`).
     pub(crate) async_writes: bool,
+    /// States of at least this many bytes (as JSON) may be written as a
+    /// change since the previous checkpoint (`session::delta`); `None`:
+    /// always whole.
+    pub(crate) delta_threshold: Option<u64>,
 }
 
 impl SessionConfig {
@@ -51,6 +60,7 @@ impl SessionConfig {
             auto_resume: true,
             durable: true,
             async_writes: false,
+            delta_threshold: Some(DEFAULT_DELTA_THRESHOLD),
         }
     }
 }

@@ -6,10 +6,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, SubsecRound, Utc};
 
+use super::delta::{Planned, Tail};
 use super::{Data, RawJson, SessionConfig, Snapshot};
 use crate::budget::Budget;
 use crate::checkpoint::{BudgetFigures, Draft, ErrorInfo, Host, Progress, Status};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::claims::Fence;
 use crate::store::seal::Seal;
 use crate::store::{Found, Store, WriteOptions};
@@ -68,6 +69,8 @@ pub(super) struct Core {
     /// The queue claim this session writes for, if any: every write carries
     /// it, and the store refuses one whose claim is no longer current.
     pub(super) fence: Mutex<Option<Fence>>,
+    /// The session's own last checkpoint, which a delta is written against.
+    pub(super) tail: Mutex<Option<Tail>>,
 }
 
 /// A checkpoint captured and ready to write.
@@ -226,18 +229,50 @@ impl Core {
             written_at: prepared.written_at,
             kinds: kinds.as_deref(),
         };
+        let tail = lock(&self.tail).clone();
         let mut doc = draft.to_document();
-        let options = WriteOptions {
+        let state = snapshot.data.json.as_bytes();
+        let envelope = (doc.byte_len() - state.len() + crate::store::seal::SUFFIX_LEN) as u64;
+        let mut planned: Option<Planned> = match (&tail, self.config.delta_threshold) {
+            (Some(tail), Some(threshold)) if snapshot.copy_of.is_none() => {
+                tail.plan(state, threshold, envelope)
+            }
+            _ => None,
+        };
+        if let Some(planned) = &planned {
+            doc.replace_member("state", "delta", planned.member.as_slice());
+        }
+        let mut options = WriteOptions {
             max_checkpoints: self.config.max_checkpoints,
             durable: self.config.durable,
             fence: lock(&self.fence).clone(),
+            delta_base: planned.as_ref().map(|p| p.base),
         };
-        let written = self.store.write_checkpoint(
-            &self.config.task_id,
-            &mut doc,
-            &draft.facts(),
-            &options,
-        )?;
+        let facts = draft.facts();
+        let written =
+            match self
+                .store
+                .write_checkpoint(&self.config.task_id, &mut doc, &facts, &options)
+            {
+                // Another writer came between: the state goes whole.
+                Err(Error::DeltaBaseMoved { .. }) => {
+                    planned = None;
+                    options.delta_base = None;
+                    doc = draft.to_document();
+                    self.store
+                        .write_checkpoint(&self.config.task_id, &mut doc, &facts, &options)?
+                }
+                written => written?,
+            };
+        *lock(&self.tail) = written.summary.seal.map(|seal| {
+            Tail::after(
+                tail.as_ref(),
+                planned.as_ref(),
+                written.number,
+                seal,
+                snapshot.data.json.clone(),
+            )
+        });
         self.stand_on(&snapshot, Some(written.number));
         snapshot.checkpoint = Some(written.number);
         snapshot.warnings = written.warnings;
@@ -245,10 +280,21 @@ impl Core {
     }
 
     /// A checkpoint read as the newest: kept for the next `restore`.
+    /// Also what the next delta may be written against: the store checks
+    /// it is still the newest when it is.
     pub(super) fn hold(&self, found: Found) -> Snapshot {
         let seal = found.seal;
+        let chain = found.chain;
         let snapshot = Snapshot::from_found(found, &self.config.task_id);
         *lock(&self.held) = Some((snapshot.clone(), seal));
+        if let Some(number) = snapshot.checkpoint {
+            *lock(&self.tail) = Some(Tail::resumed(
+                number,
+                seal,
+                snapshot.data.json.clone(),
+                chain,
+            ));
+        }
         snapshot
     }
 

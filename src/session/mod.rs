@@ -12,6 +12,7 @@
 
 mod config;
 mod core;
+mod delta;
 mod snapshot;
 
 use std::sync::{Arc, Mutex};
@@ -66,6 +67,7 @@ impl Session {
                 write_lock: Mutex::new(()),
                 held: Mutex::new(None),
                 fence: Mutex::new(None),
+                tail: Mutex::new(None),
                 store,
                 config,
             }),

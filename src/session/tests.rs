@@ -572,7 +572,7 @@ fn async_checkpoints_are_captured_at_once_and_written_in_order() {
     assert_eq!(numbers, (1..=50).collect::<Vec<_>>());
     for n in numbers {
         let found = session.store().read(session.task_id(), n).unwrap();
-        assert_eq!(found.view().state.get(), (n - 1).to_string());
+        assert_eq!(found.view().state_text().unwrap(), (n - 1).to_string());
     }
 }
 

@@ -135,8 +135,8 @@ pub(crate) fn write_for(
     let mut doc = draft.to_document();
     let options = WriteOptions {
         max_checkpoints: max,
-        durable: true,
         fence: fence.map(|token| claims::Fence { token }),
+        ..WriteOptions::default()
     };
     store.write_checkpoint(&task(id), &mut doc, &draft.facts(), &options)
 }
@@ -574,6 +574,141 @@ pub(crate) fn one_of_many_racing_workers_takes_a_task(h: &dyn Harness) {
 
 /// One `#[test]` per behaviour above, for each backend: `$run` runs a
 /// behaviour on a fresh store of that backend.
+/// Writes `state` as the next checkpoint of `id`: whole, or as a delta
+/// against `base` (the previous write) in the chain starting at `full`.
+fn write_state(
+    store: &Store,
+    id: &str,
+    state: &str,
+    against: Option<(&Written, &str, u64)>,
+    max: Option<u64>,
+) -> Result<Written> {
+    let draft = Draft {
+        task_id: id,
+        timestamp: Utc::now(),
+        status: Status::Running,
+        message: None,
+        progress: Progress::new(1, None),
+        budget: BudgetFigures::default(),
+        state: state.as_bytes(),
+        error: None,
+        copy_of: None,
+        retry: false,
+        failures: 0,
+        retries: 0,
+        host: Host::current(),
+        written_at: Utc::now(),
+        kinds: None,
+    };
+    let mut doc = draft.to_document();
+    let mut options = WriteOptions {
+        max_checkpoints: max,
+        ..WriteOptions::default()
+    };
+    if let Some((base, base_state, full)) = against {
+        let record = crate::checkpoint::delta::DeltaRecord {
+            base: base.number,
+            full,
+            splice: crate::checkpoint::delta::diff(base_state.as_bytes(), state.as_bytes()),
+        };
+        doc.replace_member("state", "delta", crate::checkpoint::json_bytes(&record));
+        options.delta_base = Some(DeltaBase {
+            number: base.number,
+            seal: base.summary.seal.unwrap(),
+            full,
+        });
+    }
+    store.write_checkpoint(&task(id), &mut doc, &draft.facts(), &options)
+}
+
+fn state_at(store: &Store, id: &str, number: u64) -> String {
+    let found = store.read(&task(id), number).unwrap();
+    String::from_utf8(found.json[found.envelope.state.clone()].to_vec()).unwrap()
+}
+
+pub(crate) fn resolves_delta_chains_and_refuses_a_moved_base(h: &dyn Harness) {
+    let store = h.store();
+    let states: Vec<String> = (1..=5)
+        .map(|n| format!(r#"{{"done":[{}]}}"#, "7,".repeat(n * 20) + "0"))
+        .collect();
+    let first = write_state(&store, "d", &states[0], None, None).unwrap();
+    let mut last = first.clone();
+    for pair in states.windows(2) {
+        last = write_state(&store, "d", &pair[1], Some((&last, &pair[0], 1)), None).unwrap();
+    }
+    assert_eq!(last.number, 5);
+    for (number, state) in (1..).zip(&states) {
+        assert_eq!(&state_at(&store, "d", number), state);
+        let found = store.read(&task("d"), number).unwrap();
+        let chain = found.chain.map(|c| (c.full, c.links));
+        assert_eq!(chain, (number > 1).then_some((1, number as u32 - 1)));
+    }
+    let latest = store.find(&task("d"), Pick::Latest).unwrap().found.unwrap();
+    assert_eq!(latest.number, 5);
+    // A delta against checkpoint 3 when 5 is the newest is refused, and
+    // nothing is written.
+    let third = Written {
+        number: 3,
+        summary: TaskSummary::naming("d", 3, store.read(&task("d"), 3).unwrap().seal),
+        pruned: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let refused = write_state(&store, "d", &states[4], Some((&third, &states[2], 1)), None);
+    assert!(
+        matches!(refused, Err(Error::DeltaBaseMoved { base: 3, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(store.numbers(&task("d")).unwrap(), vec![1, 2, 3, 4, 5]);
+    // Damage to a link breaks the ones after it; restore falls back.
+    let mut bytes = h.bytes(&task("d"), 3);
+    bytes.truncate(bytes.len() - 5);
+    h.damage(&task("d"), 3, bytes);
+    let lookup = store.find(&task("d"), Pick::Latest).unwrap();
+    assert_eq!(lookup.found.map(|f| f.number), Some(2));
+    let skipped: Vec<u64> = lookup.skipped.iter().map(|s| s.number).collect();
+    assert_eq!(skipped, vec![5, 4, 3]);
+    assert!(
+        lookup.skipped[0].reason.contains("broken at checkpoint 3"),
+        "{:?}",
+        lookup.skipped
+    );
+}
+
+pub(crate) fn retention_keeps_whole_chains(h: &dyn Harness) {
+    let store = h.store();
+    let state = |n: usize| format!(r#"{{"done":[{}]}}"#, "1,".repeat(n) + "0");
+    // Chain 1..=4, then chain 5..=7; keep 2.
+    let mut last = write_state(&store, "r", &state(1), None, Some(2)).unwrap();
+    for n in 2..=4 {
+        last = write_state(
+            &store,
+            "r",
+            &state(n),
+            Some((&last, &state(n - 1), 1)),
+            Some(2),
+        )
+        .unwrap();
+    }
+    assert_eq!(store.numbers(&task("r")).unwrap(), vec![1, 2, 3, 4]);
+    last = write_state(&store, "r", &state(5), None, Some(2)).unwrap();
+    assert_eq!(
+        store.numbers(&task("r")).unwrap(),
+        vec![1, 2, 3, 4, 5],
+        "4 is kept: 1 to 3 stay"
+    );
+    last = write_state(&store, "r", &state(6), Some((&last, &state(5), 5)), Some(2)).unwrap();
+    assert_eq!(
+        store.numbers(&task("r")).unwrap(),
+        vec![5, 6],
+        "the old chain goes whole"
+    );
+    write_state(&store, "r", &state(7), Some((&last, &state(6), 5)), Some(2)).unwrap();
+    assert_eq!(store.numbers(&task("r")).unwrap(), vec![5, 6, 7]);
+    for n in 5..=7 {
+        assert_eq!(state_at(&store, "r", n as u64), state(n));
+    }
+}
+
 macro_rules! backends {
     ($($backend:ident => $run:expr),* $(,)?) => {$(
         mod $backend {
@@ -596,6 +731,8 @@ macro_rules! backends {
                 cancels_running_and_unclaimed_tasks,
                 queue_runs_are_shared_while_live,
                 one_of_many_racing_workers_takes_a_task,
+                resolves_delta_chains_and_refuses_a_moved_base,
+                retention_keeps_whole_chains,
             );
         }
     )*};

@@ -84,8 +84,18 @@ impl MemoryStore {
                         .display()
                 ))
             })?;
-        verify::open(bytes.to_vec(), task.as_str(), number)
-            .map_err(|reason| Error::corrupt(task, number, location, reason))
+        let checkpoints = &tasks[task.as_str()];
+        let dir = location
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        verify::open(
+            task,
+            number,
+            bytes.to_vec(),
+            &|n| dir.join(checkpoint_file_name(n)),
+            &mut |n, _| Ok(checkpoints.get(&n).map(|b| b.to_vec())),
+        )
     }
 
     fn summary_in(&self, tasks: &Tasks, task: &TaskId) -> (Option<TaskSummary>, Vec<String>) {
@@ -147,6 +157,13 @@ impl Backend for MemoryStore {
             .get(task.as_str())
             .map(|c| c.keys().copied().collect())
             .unwrap_or_default();
+        let mut summaries = self.summaries();
+        super::check_base(
+            task,
+            options.delta_base.as_ref(),
+            &numbers,
+            summaries.get(task.as_str()),
+        )?;
         let number = next_number(&numbers, |n| self.checkpoint_location(task, n))?;
         doc.set("sequence", &number);
         let (bytes, seal) = super::seal_in_memory(doc);
@@ -154,7 +171,6 @@ impl Backend for MemoryStore {
             .entry(task.to_string())
             .or_default()
             .insert(number, Arc::new(bytes));
-        let mut summaries = self.summaries();
         let Settled {
             pruned, summary, ..
         } = settle(
@@ -166,6 +182,7 @@ impl Backend for MemoryStore {
                 before: &numbers,
                 previous: summaries.get(task.as_str()),
                 max_checkpoints: options.max_checkpoints,
+                chain_start: options.delta_base.map(|base| base.full),
             },
             &mut |n| Self::read_in(&tasks, task, n, self.checkpoint_location(task, n)),
             &mut |_| true,
@@ -182,6 +199,14 @@ impl Backend for MemoryStore {
             pruned,
             warnings: Vec::new(),
         })
+    }
+
+    fn read_raw(&self, task: &TaskId, number: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tasks()
+            .get(task.as_str())
+            .and_then(|checkpoints| checkpoints.get(&number))
+            .map(|bytes| bytes.to_vec()))
     }
 
     fn read(&self, task: &TaskId, number: u64) -> Result<Found> {

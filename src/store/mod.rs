@@ -55,6 +55,9 @@ pub(crate) struct WriteOptions {
     /// A queue task's write: refused (`LeaseLost`) unless this claim is
     /// still the task's, checked under the lock the write takes.
     pub(crate) fence: Option<Fence>,
+    /// A delta checkpoint's base: written only while that checkpoint is
+    /// still the task's newest, else refused with `Error::DeltaBaseMoved`.
+    pub(crate) delta_base: Option<DeltaBase>,
 }
 
 impl Default for WriteOptions {
@@ -63,16 +66,50 @@ impl Default for WriteOptions {
             max_checkpoints: None,
             durable: true,
             fence: None,
+            delta_base: None,
         }
+    }
+}
+
+/// The checkpoint a delta is written against, as its writer left it, and
+/// the whole checkpoint its chain starts at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeltaBase {
+    pub(crate) number: u64,
+    pub(crate) seal: Seal,
+    pub(crate) full: u64,
+}
+
+/// Refuses a delta whose base is no longer the newest checkpoint as its
+/// writer left it (another writer came between, or the task was reset and
+/// written again): its change would apply to the wrong state. A missing or
+/// stale summary refuses too; the writer then writes the state whole.
+pub(crate) fn check_base(
+    task: &TaskId,
+    base: Option<&DeltaBase>,
+    numbers: &[u64],
+    previous: Option<&TaskSummary>,
+) -> Result<()> {
+    let Some(base) = base else { return Ok(()) };
+    let holds = numbers.last() == Some(&base.number)
+        && previous
+            .is_some_and(|p| p.latest_checkpoint == base.number && p.seal == Some(base.seal));
+    if holds {
+        Ok(())
+    } else {
+        Err(Error::DeltaBaseMoved {
+            task_id: task.to_string(),
+            base: base.number,
+        })
     }
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Written {
     pub(crate) number: u64,
-    /// The task's summary after the write, and the checkpoints it pruned:
-    /// read by the conformance suite, which checks backends agree on them.
-    #[cfg_attr(not(test), expect(dead_code, reason = "checked by tests only"))]
+    /// The task's summary after the write (its seal is what a delta's base
+    /// is checked against), and the checkpoints it pruned: the conformance
+    /// suite checks backends agree on both.
     pub(crate) summary: TaskSummary,
     #[cfg_attr(not(test), expect(dead_code, reason = "checked by tests only"))]
     pub(crate) pruned: Vec<u64>,
@@ -80,13 +117,26 @@ pub(crate) struct Written {
     pub(crate) warnings: Vec<String>,
 }
 
-/// A checkpoint that passed its integrity check: its JSON text.
+/// A checkpoint that passed its integrity check: its JSON text (a delta
+/// checkpoint's with its chain applied: the whole state in `state`).
 #[derive(Debug, Clone)]
 pub(crate) struct Found {
     pub(crate) number: u64,
     pub(crate) json: Vec<u8>,
     pub(crate) envelope: Envelope,
+    /// The seal of the checkpoint as stored.
     pub(crate) seal: Seal,
+    /// For a delta checkpoint, the chain it was resolved through.
+    pub(crate) chain: Option<Chain>,
+}
+
+/// A delta checkpoint's chain: the whole checkpoint it starts at, how many
+/// delta checkpoints it has up to this one, and their bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Chain {
+    pub(crate) full: u64,
+    pub(crate) links: u32,
+    pub(crate) bytes: u64,
 }
 
 impl Found {
@@ -205,6 +255,24 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
 
     /// Checkpoint `number`, verified; `NotFound` if there is none.
     fn read(&self, task: &TaskId, number: u64) -> Result<Found>;
+
+    /// Checkpoint `number`'s bytes as stored, unchecked; `None` if there
+    /// is none.
+    fn read_raw(&self, task: &TaskId, number: u64) -> Result<Option<Vec<u8>>>;
+
+    /// Checkpoint `number` verified on its own: a delta checkpoint's chain
+    /// is not read, and its state is `null` (`verify::open_shallow`). For
+    /// listing a history, where each link is read once, not once per
+    /// checkpoint after it.
+    fn read_envelope(&self, task: &TaskId, number: u64) -> Result<Found> {
+        let bytes = self.read_raw(task, number)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "task {task:?} has no checkpoint {number} (at {})",
+                self.checkpoint_location(task, number).display()
+            ))
+        })?;
+        verify::open_shallow(task, number, bytes, &|n| self.checkpoint_location(task, n))
+    }
 
     /// The task's checkpoint numbers, ascending (damaged ones included).
     fn numbers(&self, task: &TaskId) -> Result<Vec<u64>>;
@@ -375,6 +443,11 @@ impl Store {
         self.backend.read(task, number)
     }
 
+    pub(crate) fn read_envelope(&self, task: &TaskId, number: u64) -> Result<Found> {
+        let _pass = gate::enter();
+        self.backend.read_envelope(task, number)
+    }
+
     pub(crate) fn find(&self, task: &TaskId, pick: Pick) -> Result<Lookup> {
         let _pass = gate::enter();
         self.backend.find(task, pick)
@@ -496,9 +569,22 @@ pub(crate) fn find_among(
     location: impl Fn(u64) -> PathBuf,
 ) -> Lookup {
     let mut lookup = Lookup::default();
+    // Past a delta chain broken at `at`, the checkpoints down to it are
+    // links of the same chain: broken for the same reason, not read again.
+    let mut broken: Option<(u64, String)> = None;
     for &number in numbers.iter().rev() {
         if let Pick::GoodBefore(limit) = pick {
             if number >= limit {
+                continue;
+            }
+        }
+        if let Some((at, reason)) = &broken {
+            if number > *at {
+                lookup.skipped.push(Skipped {
+                    number,
+                    reason: reason.clone(),
+                    path: location(number),
+                });
                 continue;
             }
         }
@@ -511,11 +597,21 @@ pub(crate) fn find_among(
                 }
             }
             Err(Error::NotFound(_)) => {}
-            Err(Error::Corrupt { reason, path, .. }) => lookup.skipped.push(Skipped {
-                number,
+            Err(Error::Corrupt {
                 reason,
                 path,
-            }),
+                broken_at,
+                ..
+            }) => {
+                if let Some(at) = broken_at {
+                    broken = Some((at, reason.clone()));
+                }
+                lookup.skipped.push(Skipped {
+                    number,
+                    reason,
+                    path,
+                })
+            }
             Err(e) => lookup.skipped.push(Skipped {
                 number,
                 reason: e.to_string(),
@@ -600,6 +696,8 @@ pub(crate) struct JustWritten<'a> {
     /// The task's summary before the write, if the backend keeps one.
     pub(crate) previous: Option<&'a TaskSummary>,
     pub(crate) max_checkpoints: Option<u64>,
+    /// For a delta checkpoint, the whole one its chain starts at.
+    pub(crate) chain_start: Option<u64>,
 }
 
 /// What a write leaves: the checkpoints retention pruned, the numbers kept,
@@ -638,11 +736,19 @@ pub(crate) fn settle(
     } else {
         Some(number)
     };
-    let pruned: Vec<u64> = prunable(&numbers, new.max_checkpoints, latest_good)
+    let mut chains = previous.map(|p| p.chains.clone()).unwrap_or_default();
+    if let Some(full) = new.chain_start {
+        match chains.last_mut() {
+            Some(chain) if chain[0] == full => chain[1] = number,
+            _ => chains.push([full, number]),
+        }
+    }
+    let pruned: Vec<u64> = prunable(&numbers, new.max_checkpoints, latest_good, &chains)
         .into_iter()
         .filter(|&n| remove(n))
         .collect();
     numbers.retain(|n| !pruned.contains(n));
+    chains.retain(|chain| numbers.iter().any(|n| (chain[0]..=chain[1]).contains(n)));
     let created_at = match previous.or(new.previous) {
         Some(p) => p.created_at.clone(),
         None => numbers
@@ -652,7 +758,7 @@ pub(crate) fn settle(
             .map(|found| found.envelope.facts.timestamp)
             .unwrap_or_else(|| new.facts.timestamp.clone()),
     };
-    let summary = TaskSummary::from_facts(
+    let mut summary = TaskSummary::from_facts(
         new.task.as_str(),
         number,
         latest_good,
@@ -661,6 +767,7 @@ pub(crate) fn settle(
         new.facts,
         new.seal,
     );
+    summary.chains = chains;
     Settled {
         pruned,
         numbers,
@@ -677,17 +784,36 @@ pub(crate) fn seal_in_memory(doc: &Document) -> (Vec<u8>, Seal) {
 }
 
 /// The oldest checkpoints past `max`, never the newest nor `keep` (the
-/// newest good one): what retention removes after a write.
-pub(crate) fn prunable(numbers: &[u64], max: Option<u64>, keep: Option<u64>) -> Vec<u64> {
+/// newest good one): what retention removes after a write. A delta chain
+/// (`[full, last]` in `chains`) goes whole or not at all: a kept checkpoint
+/// needs every one from its chain's start.
+pub(crate) fn prunable(
+    numbers: &[u64],
+    max: Option<u64>,
+    keep: Option<u64>,
+    chains: &[[u64; 2]],
+) -> Vec<u64> {
     let Some(max) = max.filter(|&m| m > 0) else {
         return Vec::new();
     };
     let excess = numbers.len().saturating_sub(max as usize);
     let newest = numbers.last().copied();
-    numbers
+    let candidates: Vec<u64> = numbers
         .iter()
         .take(excess)
         .copied()
         .filter(|&n| Some(n) != keep && Some(n) != newest)
+        .collect();
+    let chain_of = |n: u64| chains.iter().find(|c| (c[0]..=c[1]).contains(&n));
+    candidates
+        .iter()
+        .copied()
+        .filter(|&n| match chain_of(n) {
+            None => true,
+            Some(chain) => numbers
+                .iter()
+                .filter(|m| (chain[0]..=chain[1]).contains(*m))
+                .all(|m| candidates.contains(m)),
+        })
         .collect()
 }

@@ -23,7 +23,7 @@ pub struct Seal {
 }
 
 /// The bytes a seal adds after the content, the final newline included.
-const SUFFIX_LEN: usize = MARKER.len() + 8 + 3;
+pub(crate) const SUFFIX_LEN: usize = MARKER.len() + 8 + 3;
 
 /// Streams an unterminated JSON object (`{"a":1,"b":2`, no closing brace)
 /// to `out`, then closes it with the checksum member and a newline.

@@ -41,6 +41,10 @@ pub struct TaskSummary {
     /// file is still the one this summary describes (not damaged since).
     #[serde(default)]
     pub seal: Option<Seal>,
+    /// The runs of kept checkpoints that are delta chains, as `[full,
+    /// last]`: retention removes a chain whole or not at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<[u64; 2]>,
 }
 
 impl TaskSummary {
@@ -63,6 +67,7 @@ impl TaskSummary {
             retries: 0,
             written_at: None,
             seal: Some(seal),
+            chains: Vec::new(),
         }
     }
 
@@ -130,6 +135,7 @@ impl TaskSummary {
             retries: facts.retries,
             written_at: facts.written_at.clone(),
             seal: Some(seal),
+            chains: Vec::new(),
         }
     }
 }

@@ -57,8 +57,13 @@ pub(super) fn read_in(task_dir: &Dir, task: &TaskId, number: u64) -> Result<Foun
             task_dir.path().parent().unwrap_or(task_dir.path()),
         )
     })?;
-    verify::open(bytes, task.as_str(), number)
-        .map_err(|reason| Error::corrupt(task, number, task_dir.child_path(&name), reason))
+    verify::open(
+        task,
+        number,
+        bytes,
+        &|n| task_dir.child_path(&checkpoint_file_name(n)),
+        &mut |n, _| task_dir.read_file(&checkpoint_file_name(n)),
+    )
 }
 
 pub(super) fn find_in(task_dir: &Dir, task: &TaskId, numbers: &[u64], pick: Pick) -> Lookup {

@@ -168,6 +168,13 @@ impl Backend for FileStore {
         }
     }
 
+    fn read_raw(&self, task: &TaskId, number: u64) -> Result<Option<Vec<u8>>> {
+        match self.open_task(task)? {
+            Some(task_dir) => task_dir.read_file(&checkpoint_file_name(number)),
+            None => Ok(None),
+        }
+    }
+
     fn numbers(&self, task: &TaskId) -> Result<Vec<u64>> {
         match self.open_task(task)? {
             Some(task_dir) => lookup::scan_numbers(&task_dir, false),

@@ -123,8 +123,7 @@ fn write(
     let mut doc = draft.to_document();
     let options = WriteOptions {
         max_checkpoints: max,
-        durable: true,
-        fence: None,
+        ..WriteOptions::default()
     };
     store
         .write_checkpoint(&task(id), &mut doc, &draft.facts(), &options)

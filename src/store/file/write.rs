@@ -18,7 +18,7 @@ use crate::failpoint;
 use crate::store::layout::{checkpoint_file_name, temp_file_name, TaskId, METADATA_FILE};
 use crate::store::seal::{Seal, SealedWriter};
 use crate::store::summary::TaskSummary;
-use crate::store::{next_number, settle, JustWritten, Settled, WriteOptions, Written};
+use crate::store::{check_base, next_number, settle, JustWritten, Settled, WriteOptions, Written};
 
 /// Writes `name` in `dir` through a sealed temp file and a rename. `kind`
 /// names the file for failure injection (see `failpoint`).
@@ -86,6 +86,13 @@ impl FileStore {
             )?;
         }
         let (numbers, mut warnings) = lookup::scan(&task_dir, true)?;
+        let previous: Option<TaskSummary> = read_json_sealed(&task_dir, METADATA_FILE);
+        check_base(
+            task,
+            options.delta_base.as_ref(),
+            &numbers,
+            previous.as_ref(),
+        )?;
         let number = next_number(&numbers, |n| task_dir.child_path(&checkpoint_file_name(n)))?;
         let name = checkpoint_file_name(number);
         doc.set("sequence", &number);
@@ -100,7 +107,6 @@ impl FileStore {
             // The rename may have happened before the directory sync failed.
             let _ = task_dir.unlink(&name);
         })?;
-        let previous: Option<TaskSummary> = read_json_sealed(&task_dir, METADATA_FILE);
         let committed = (|| -> Result<Written> {
             let Settled {
                 pruned, summary, ..
@@ -113,6 +119,7 @@ impl FileStore {
                     before: &numbers,
                     previous: previous.as_ref(),
                     max_checkpoints: options.max_checkpoints,
+                    chain_start: options.delta_base.map(|base| base.full),
                 },
                 &mut |n| lookup::read_in(&task_dir, task, n),
                 &mut |n| task_dir.unlink(&checkpoint_file_name(n)).is_ok(),

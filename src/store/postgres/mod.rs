@@ -160,9 +160,38 @@ impl PostgresStore {
                 self.location()
             ))
         })?;
-        verify::open(document.into_bytes(), task.as_str(), number).map_err(|reason| {
-            Error::corrupt(task, number, self.checkpoint_location(task, number), reason)
-        })
+        // A delta's chain, fetched in one query the first time it is needed.
+        let mut chain: Option<HashMap<u64, Vec<u8>>> = None;
+        let s = self.s();
+        verify::open(
+            task,
+            number,
+            document.into_bytes(),
+            &|n| self.checkpoint_location(task, n),
+            &mut |n, full| {
+                if chain.is_none() {
+                    let sql = format!(
+                        "SELECT number, document FROM {s}.checkpoints
+                         WHERE task_id = $1 AND number BETWEEN $2 AND $3"
+                    );
+                    let rows = self.with("read a checkpoint's chain from", |conn| {
+                        conn.db()
+                            .query(&sql, &[&task.as_str(), &(full as i64), &(n as i64)])
+                    })?;
+                    chain = Some(
+                        rows.iter()
+                            .map(|row| {
+                                (
+                                    row.get::<_, i64>(0) as u64,
+                                    row.get::<_, String>(1).into_bytes(),
+                                )
+                            })
+                            .collect(),
+                    );
+                }
+                Ok(chain.as_mut().and_then(|c| c.remove(&n)))
+            },
+        )
     }
 
     /// A task's summary is current when it names the checkpoint `number`
@@ -252,6 +281,13 @@ impl Backend for PostgresStore {
             self.document_in(&mut conn.db(), task, number)
         })?;
         self.found(task, number, document)
+    }
+
+    fn read_raw(&self, task: &TaskId, number: u64) -> Result<Option<Vec<u8>>> {
+        let document = self.with("read a checkpoint from", |conn| {
+            self.document_in(&mut conn.db(), task, number)
+        })?;
+        Ok(document.map(String::into_bytes))
     }
 
     /// The newest checkpoint in one query when it is what `pick` wants (a

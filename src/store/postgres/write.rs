@@ -18,7 +18,8 @@ use postgres::error::SqlState;
 use super::super::layout::TaskId;
 use super::super::summary::TaskSummary;
 use super::super::{
-    next_number, seal_in_memory, settle, Backend, Found, JustWritten, WriteOptions, Written,
+    check_base, next_number, seal_in_memory, settle, Backend, Found, JustWritten, WriteOptions,
+    Written,
 };
 use super::connection::{Conn, Db};
 use super::PostgresStore;
@@ -368,6 +369,7 @@ fn plan(
     previous: Option<&TaskSummary>,
     read: &mut dyn FnMut(u64) -> Result<Found>,
 ) -> Result<Plan> {
+    check_base(task, options.delta_base.as_ref(), numbers, previous)?;
     let number = next_number(numbers, location)?;
     doc.set("sequence", &number);
     let (bytes, seal) = seal_in_memory(doc);
@@ -381,6 +383,7 @@ fn plan(
             before: numbers,
             previous,
             max_checkpoints: options.max_checkpoints,
+            chain_start: options.delta_base.map(|base| base.full),
         },
         read,
         // Deleted by the write's own statement, which fails as a whole.
