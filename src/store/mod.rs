@@ -798,22 +798,23 @@ pub(crate) fn prunable(
     };
     let excess = numbers.len().saturating_sub(max as usize);
     let newest = numbers.last().copied();
-    let candidates: Vec<u64> = numbers
+    // `numbers` ascends: a chain's members are one run of it, and the
+    // chain may go only if that run ends within the excess and holds
+    // neither checkpoint that is always kept.
+    let held = |chain: &[u64; 2]| {
+        let end = numbers.partition_point(|&n| n <= chain[1]);
+        let start = numbers.partition_point(|&n| n < chain[0]);
+        end > excess
+            || numbers[start..end]
+                .iter()
+                .any(|&n| Some(n) == keep || Some(n) == newest)
+    };
+    let held: Vec<&[u64; 2]> = chains.iter().filter(|c| held(c)).collect();
+    numbers
         .iter()
         .take(excess)
         .copied()
         .filter(|&n| Some(n) != keep && Some(n) != newest)
-        .collect();
-    let chain_of = |n: u64| chains.iter().find(|c| (c[0]..=c[1]).contains(&n));
-    candidates
-        .iter()
-        .copied()
-        .filter(|&n| match chain_of(n) {
-            None => true,
-            Some(chain) => numbers
-                .iter()
-                .filter(|m| (chain[0]..=chain[1]).contains(*m))
-                .all(|m| candidates.contains(m)),
-        })
+        .filter(|&n| !held.iter().any(|c| (c[0]..=c[1]).contains(&n)))
         .collect()
 }

@@ -71,7 +71,7 @@ pub(crate) fn open(
         let Some(bytes) = read(at, full)? else {
             return Err(broken(at, "it is missing".into()));
         };
-        match open_one(bytes, task.as_str(), at).map_err(|why| broken(at, why))? {
+        match open_link(bytes, task.as_str(), at).map_err(|why| broken(at, why))? {
             Opened::Whole(found) if found.number != full => {
                 return Err(broken(
                     at,
@@ -87,7 +87,7 @@ pub(crate) fn open(
     for link in links.iter().rev() {
         let at = link.record.base + 1;
         delta::apply(&mut state, &link.record.splice).map_err(|why| broken(at, why))?;
-        bytes += link.json.len() as u64;
+        bytes += link.seal.len;
     }
     let newest = links.swap_remove(0);
     let chain = Chain {
@@ -144,6 +144,48 @@ fn resolved(
         chain: Some(chain),
         json,
     })
+}
+
+/// What a chain's inner link needs read: whose it is and its change (its
+/// other members matter only for the checkpoint asked for, read in full).
+#[derive(serde::Deserialize)]
+struct LinkView<'a> {
+    #[serde(borrow)]
+    task_id: std::borrow::Cow<'a, str>,
+    sequence: Option<u64>,
+    delta: Option<DeltaRecord>,
+}
+
+/// A checkpoint read as a link of a chain: sealed, its task and number
+/// checked, its delta parsed; a whole one (the chain's start) in full.
+fn open_link(bytes: Vec<u8>, task: &str, number: u64) -> std::result::Result<Opened, String> {
+    let json = seal::verify(&bytes)?;
+    let seal = Seal {
+        crc: seal::stated_crc(json).ok_or("its checksum is malformed")?,
+        len: bytes.len() as u64,
+    };
+    let view: LinkView = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let Some(record) = view.delta else {
+        return open_one(bytes, task, number);
+    };
+    if view.task_id != task {
+        return Err(format!("it belongs to task {:?}", view.task_id));
+    }
+    if view.sequence != Some(number)
+        || record.base.checked_add(1) != Some(number)
+        || record.full > record.base
+    {
+        return Err(format!(
+            "it says it is checkpoint {:?} with base {} and full {}, not {number}",
+            view.sequence, record.base, record.full
+        ));
+    }
+    Ok(Opened::Link(Link {
+        json: Vec::new(),
+        seal,
+        record,
+        member: 0..0,
+    }))
 }
 
 fn open_one(mut bytes: Vec<u8>, task: &str, number: u64) -> std::result::Result<Opened, String> {
