@@ -348,6 +348,58 @@ if Bench.section?("large")
   end
 end
 
+# --- the long job: the document's growing list, checkpointed every 10 items -----
+if Bench.section?("long job")
+  items = Bench::QUICK ? 2_000 : 50_000
+  long_job = lambda do |name, **options|
+    store = File.join(dir, "long-#{name}")
+    session = MASTER::SessionRecovery.new(task_id: "long", checkpoint_dir: store, logger: nil, **options)
+    written = 0
+    started = Bench.now
+    done = RubyBaseline.long_job(items, 10) do |list|
+      number = session.checkpoint(data: { processed: list })[:checkpoint]
+      written += File.size(File.join(store, "long", format("checkpoint_%03d.json", number)))
+    end
+    { time: Bench.now - started, written: written, done: done, store: store }
+  end
+  deltas = long_job.call("deltas")
+  whole = long_job.call("whole", delta_threshold: 0)
+  hand_path = File.join(dir, "long-hand.json")
+  started = Bench.now
+  RubyBaseline.long_job(items, 10) { |list| RubyBaseline.safe_write(hand_path, { state: { processed: list } }) }
+  hand = Bench.now - started
+  final = JSON.generate({ processed: deltas[:done] }).bytesize
+  label = "long job (#{items} items, checkpoint every 10)"
+  Bench.record("#{label}: total time", deltas[:time], whole[:time], "<=0.2", "ms", "vs the gem writing every state whole")
+  Bench.record("#{label}: total time", deltas[:time], hand, nil, "ms", "vs File.write of JSON, fsynced")
+  Bench.record("#{label}: checkpoint bytes written", deltas[:written] / 1e6, final / 1e6, "<=5", "MB",
+               "vs the final state's size")
+  Bench.record("#{label}: checkpoint bytes written, whole states", whole[:written] / 1e6, final / 1e6, nil, "MB",
+               "vs the final state's size")
+  whole_path = File.join(dir, "long-final.json")
+  RubyBaseline.safe_write(whole_path, { state: { processed: deltas[:done] } })
+  Bench.pair("#{label}: restore of its chained state", Bench.reps(20), target: "<=1.0",
+                                                                       gem_label: "vs JSON.parse of the same state written whole") do |side, _|
+    if side == :gem
+      MASTER::SessionRecovery.new(task_id: "long", checkpoint_dir: deltas[:store], logger: nil,
+                                  auto_resume: false).restore
+    else
+      RubyBaseline.restore(whole_path)
+    end
+  end
+
+  big_mb = Bench::QUICK ? 1 : 50
+  big = { rows: Array.new(big_mb * 20_000) { |i| format("row %08d of a large state, as a long job keeps it", i) } }
+  big_store = File.join(dir, "message-only")
+  session = MASTER::SessionRecovery.new(task_id: "big", checkpoint_dir: big_store, logger: nil)
+  session.checkpoint(data: big)
+  number = session.checkpoint(message: "halfway")[:checkpoint]
+  size = File.size(File.join(big_store, "big", format("checkpoint_%03d.json", number)))
+  state_mb = JSON.generate(big).bytesize / 1e6
+  Bench.record("message-only checkpoint of a #{state_mb.round} MB state: bytes written", size / 1e6, state_mb, nil,
+               "MB", "#{size} bytes; target < 1 MB: #{size < 1_000_000 ? 'met' : 'MISSED'}")
+end
+
 # --- peak memory of a 100 MB state ----------------------------------------------
 if Bench.section?("memory")
   MB = Bench::QUICK ? 2 : 100

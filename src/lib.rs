@@ -34,6 +34,12 @@ pub mod testing {
         pub use crate::persistence::{document, ENVELOPE};
     }
 
+    /// Delta checkpoints: the splice of two states, and a chain resolved.
+    pub mod delta {
+        pub use crate::checkpoint::delta::{apply, diff, Splice};
+        pub use crate::store::resolve_state;
+    }
+
     /// The CRC-32 seal of store files.
     pub mod seal {
         pub use crate::store::seal::{seal, verify, Seal};

@@ -148,6 +148,11 @@ fn persistence_document_corpus() {
 }
 
 #[test]
+fn apply_delta_corpus() {
+    replay("apply_delta", checks::apply_delta);
+}
+
+#[test]
 fn money_corpus() {
     replay("money", checks::money);
 }

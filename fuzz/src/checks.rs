@@ -646,3 +646,65 @@ fn check_pair(a: Money, b: Money) {
         let _ = budget.used_percent();
     }
 }
+
+// ---------------------------------------------------------------- deltas
+
+/// A checkpoint document of task `TASK` numbered `number` whose state
+/// member is `member` (`"state":…` or `"delta":…`), sealed as the store
+/// seals it.
+fn sealed_checkpoint(number: u64, member: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        r#"{{"task_id":"{TASK}","version":"52.0","timestamp":"2024-02-05T23:30:00Z","sequence":{number},"status":"running","progress":{{}},"budget":{{}},"#
+    )
+    .into_bytes();
+    body.extend_from_slice(member);
+    body.extend_from_slice(br#","metadata":{}"#);
+    seal::seal(&body)
+}
+
+/// `apply_delta` (view `raw`): `base state \n delta member [\n next state]`. Checkpoint
+/// 1 holds the base state whole, checkpoint 2 the delta member; resolving
+/// 2 through the store's chain reader must not panic, and when it succeeds
+/// the state is the base with the splice applied by hand, and readable.
+/// With a third line, the store's own diff of the base and that state,
+/// applied to the base, gives that state back.
+pub fn apply_delta(data: &[u8]) -> Outcome {
+    use master::testing::delta::{apply, diff, resolve_state};
+    let mut lines = data.splitn(3, |&b| b == b'\n');
+    let base = lines.next().unwrap_or_default();
+    let member = lines.next().unwrap_or_default();
+    let next = lines.next();
+
+    let mut chain = std::collections::BTreeMap::new();
+    chain.insert(1, sealed_checkpoint(1, &[br#""state":"#, base].concat()));
+    let delta_file = sealed_checkpoint(2, &[br#""delta":"#, member].concat());
+    let resolved = match resolve_state(TASK, 2, &delta_file, &chain) {
+        Ok(state) => {
+            let record: serde_json::Value = serde_json::from_slice(member).expect("it was read");
+            let field = |name: &str| record[name].as_u64().expect("it was read") as usize;
+            let insert = record["insert"].as_str().expect("it was read");
+            let (at, remove) = (field("at"), field("remove"));
+            let by_hand = [&base[..at], insert.as_bytes(), &base[at + remove..]].concat();
+            assert_eq!(state, by_hand, "the chain reader applied something else");
+            readable_back(std::str::from_utf8(&state).expect("a resolved state is text"))
+                .expect("a resolved state reads back");
+            Verdict::Accepted
+        }
+        Err(reason) => {
+            assert!(!reason.is_empty());
+            Verdict::Rejected
+        }
+    };
+    let round_trip = match (std::str::from_utf8(base), next.map(std::str::from_utf8)) {
+        (Ok(old), Some(Ok(new))) => {
+            let splice = diff(old.as_bytes(), new.as_bytes());
+            assert!(splice.at + splice.remove <= old.len());
+            let mut state = old.as_bytes().to_vec();
+            apply(&mut state, &splice).expect("a diff fits its base");
+            assert_eq!(state, new.as_bytes(), "diff then apply changed the state");
+            Verdict::Accepted
+        }
+        _ => Verdict::Skipped,
+    };
+    Outcome(vec![("raw", resolved), ("diff", round_trip)])
+}

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 
 /// The change from one state's JSON text to the next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Splice {
-    pub(crate) at: usize,
-    pub(crate) remove: usize,
-    pub(crate) insert: String,
+pub struct Splice {
+    pub at: usize,
+    pub remove: usize,
+    pub insert: String,
 }
 
 /// A delta document's `delta` member.
@@ -34,7 +34,7 @@ pub(crate) struct DeltaRecord {
 }
 
 /// The splice that turns `old` into `new` (both UTF-8 JSON text).
-pub(crate) fn diff(old: &[u8], new: &[u8]) -> Splice {
+pub fn diff(old: &[u8], new: &[u8]) -> Splice {
     let limit = old.len().min(new.len());
     let mut prefix = common_prefix(old, new);
     let mut suffix = common_suffix(&old[prefix..], &new[prefix..]).min(limit - prefix);
@@ -94,7 +94,7 @@ fn is_char_start(byte: u8) -> bool {
 /// Applies `splice` to `state` in place: an append moves only the few
 /// bytes after it, so a long chain costs its own bytes, not the state's
 /// size once per link.
-pub(crate) fn apply(state: &mut Vec<u8>, splice: &Splice) -> Result<(), String> {
+pub fn apply(state: &mut Vec<u8>, splice: &Splice) -> Result<(), String> {
     let end = splice
         .at
         .checked_add(splice.remove)

@@ -100,7 +100,10 @@ impl<'a> CheckpointView<'a> {
             (None, Some(_)) => {
                 let record = view.delta_record()?;
                 let sequence = view.sequence.unwrap_or(0);
-                if record.base.checked_add(1) != Some(sequence) || record.full > record.base {
+                if record.base.checked_add(1) != Some(sequence)
+                    || record.full > record.base
+                    || record.full == 0
+                {
                     return Err(format!(
                         "its delta names base {} and full {}; a delta follows the checkpoint before it \
                          ({}), whose chain starts at a full one no newer",

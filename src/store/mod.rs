@@ -42,7 +42,7 @@ pub use cleanup::CleanupRule;
 use layout::TaskId;
 use seal::Seal;
 pub(crate) use summary::TaskSummary;
-pub use verify::verify_checkpoint;
+pub use verify::{resolve_state, verify_checkpoint};
 
 #[derive(Debug, Clone)]
 pub(crate) struct WriteOptions {

@@ -146,6 +146,27 @@ fn resolved(
     })
 }
 
+/// For the fuzz target `apply_delta`: the state of checkpoint `number` of
+/// `task` stored as `bytes`, its chain read from `chain`; or why it cannot
+/// be read.
+pub fn resolve_state(
+    task: &str,
+    number: u64,
+    bytes: &[u8],
+    chain: &std::collections::BTreeMap<u64, Vec<u8>>,
+) -> std::result::Result<Vec<u8>, String> {
+    let task = TaskId::parse(task).map_err(|e| e.to_string())?;
+    let found = open(
+        &task,
+        number,
+        bytes.to_vec(),
+        &|n| PathBuf::from(format!("checkpoint {n}")),
+        &mut |n, _| Ok(chain.get(&n).cloned()),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(found.json[found.envelope.state.clone()].to_vec())
+}
+
 /// What a chain's inner link needs read: whose it is and its change (its
 /// other members matter only for the checkpoint asked for, read in full).
 #[derive(serde::Deserialize)]
@@ -174,6 +195,7 @@ fn open_link(bytes: Vec<u8>, task: &str, number: u64) -> std::result::Result<Ope
     if view.sequence != Some(number)
         || record.base.checked_add(1) != Some(number)
         || record.full > record.base
+        || record.full == 0
     {
         return Err(format!(
             "it says it is checkpoint {:?} with base {} and full {}, not {number}",
