@@ -378,8 +378,8 @@ if Bench.section?("long job")
                "vs the final state's size")
   whole_path = File.join(dir, "long-final.json")
   RubyBaseline.safe_write(whole_path, { state: { processed: deltas[:done] } })
-  Bench.pair("#{label}: restore of its chained state", Bench.reps(20), target: "<=1.0",
-                                                                       gem_label: "vs JSON.parse of the same state written whole") do |side, _|
+  restore_label = "vs JSON.parse of the same state written whole"
+  Bench.pair("#{label}: restore of its chained state", Bench.reps(20), target: "<=1.0", gem_label: restore_label) do |side, _|
     if side == :gem
       MASTER::SessionRecovery.new(task_id: "long", checkpoint_dir: deltas[:store], logger: nil,
                                   auto_resume: false).restore
