@@ -52,7 +52,7 @@ RSpec.describe "Delta checkpoints" do
     expect(delta?(201)).to be(true)
     doc = JSON.parse(stored_text("long", 201))
     expect(doc["delta"]).to include("base" => 200, "full" => be_between(1, 200))
-    expect(doc["delta"]["insert"]).to include(item(1_999))
+    expect(doc["delta"]["ops"].map { |op| op["insert"] }.join).to include(item(1_999))
     expect(stored_text("long", 201).bytesize).to be < 2_000
   end
 
@@ -78,6 +78,21 @@ RSpec.describe "Delta checkpoints" do
     expect { session(delta_threshold: -1) }
       .to raise_error(ArgumentError, /option `delta_threshold` must be a whole number .*got -1/)
     expect { session(delta_threshold: "16k") }.to raise_error(ArgumentError, /delta_threshold/)
+  end
+
+  it "saves a field changing at the top beside a growing list as two small changes" do
+    next stored_text_reachable! if StoreHelpers::KIND == "memory"
+
+    s = session
+    done = results(2_000)
+    3.times do |i|
+      done << item(2_000 + i)
+      s.checkpoint(data: { current_file: item(2_000 + i), count: done.size, processed: done })
+    end
+    doc = JSON.parse(stored_text("long", 3))
+    expect(doc["delta"]["ops"].sum { |op| op["insert"].bytesize }).to be < 200
+    expect(MASTER::SessionPersistence.read("long", 3)[:state]).to eq(current_file: item(2_002), count: 2_003,
+                                                                     processed: done)
   end
 
   it "writes a message-only checkpoint of a large state in a few hundred bytes" do

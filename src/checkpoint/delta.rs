@@ -2,21 +2,24 @@
 //! instead of the whole state again (SPEC "On disk").
 //!
 //! A delta document is the seed's document with, in place of `state`, a
-//! member `delta`: `{"base":41,"full":30,"at":1234,"remove":2,"insert":"…"}`
-//! — the state of checkpoint `base`, as JSON text, with `remove` bytes at
-//! byte offset `at` replaced by the text `insert`. `full` names the whole
+//! member `delta`:
+//! `{"base":41,"full":30,"ops":[{"at":12,"remove":1,"insert":"5"},…]}` — the
+//! state of checkpoint `base`, as JSON text, changed by each op in turn:
+//! `remove` bytes at byte offset `at` replaced by the text `insert` (`at`
+//! counts in the text as the ops before left it). `full` names the whole
 //! checkpoint the chain starts at. A delta always follows the checkpoint
 //! just before it (`base` is `sequence - 1`), so a chain is a run of
 //! consecutive numbers from a full one.
 //!
-//! The change is found as the longest common prefix and suffix of the two
-//! texts — one splice, exact for any change, smallest for the appends a
-//! long job makes — cut at character boundaries so `insert` is text `jq`
-//! shows.
+//! The ops are found by walking both texts along their common runs and
+//! re-synchronising after each small edit (a counter, a timestamp, a changed
+//! value), so a state with a changing field at the top and a list growing
+//! at the end costs two small ops, not the rest of the list. Every cut is
+//! at a character boundary, so each `insert` is text `jq` shows.
 
 use serde::{Deserialize, Serialize};
 
-/// The change from one state's JSON text to the next.
+/// One change: `remove` bytes at `at`, replaced by `insert`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Splice {
     pub at: usize,
@@ -29,28 +32,93 @@ pub struct Splice {
 pub(crate) struct DeltaRecord {
     pub(crate) base: u64,
     pub(crate) full: u64,
-    #[serde(flatten)]
-    pub(crate) splice: Splice,
+    pub(crate) ops: Vec<Splice>,
 }
 
-/// The splice that turns `old` into `new` (both UTF-8 JSON text).
-pub fn diff(old: &[u8], new: &[u8]) -> Splice {
+/// How far (in bytes, on each side) an edit is looked past for the texts
+/// to agree again, and how many bytes must agree to call it so.
+const RESYNC_WINDOW: usize = 64;
+const RESYNC_RUN: usize = 16;
+/// Past this many ops, the rest of the change is one op.
+const MAX_OPS: usize = 64;
+
+/// The ops that turn `old` into `new` (both UTF-8 JSON text).
+pub fn diff(old: &[u8], new: &[u8]) -> Vec<Splice> {
     let limit = old.len().min(new.len());
-    let mut prefix = common_prefix(old, new);
+    let prefix = common_prefix(old, new);
     let mut suffix = common_suffix(&old[prefix..], &new[prefix..]).min(limit - prefix);
-    // Whole characters only: `insert` must be text.
-    while prefix > 0 && prefix < new.len() && !is_char_start(new[prefix]) {
-        prefix -= 1;
-    }
     while suffix > 0 && !is_char_start(new[new.len() - suffix]) {
         suffix -= 1;
     }
-    let insert = &new[prefix..new.len() - suffix];
-    Splice {
-        at: prefix,
-        remove: old.len() - prefix - suffix,
-        insert: String::from_utf8(insert.to_vec()).expect("cut at character boundaries"),
+    let (old_end, new_end) = (old.len() - suffix, new.len() - suffix);
+    let (mut i, mut j) = (prefix, prefix);
+    let mut ops = Vec::new();
+    loop {
+        let run = common_prefix(&old[i..old_end], &new[j..new_end]);
+        i += run;
+        j += run;
+        // Back to a character start: the op's text must be whole characters
+        // (the bytes stepped back over are common to both).
+        while j > 0 && j < new.len() && !is_char_start(new[j]) && i > 0 {
+            i -= 1;
+            j -= 1;
+        }
+        if i == old_end && j == new_end {
+            break;
+        }
+        let found = (ops.len() + 1 < MAX_OPS)
+            .then(|| resync(old, new, i, j, old_end, new_end))
+            .flatten();
+        let (remove, insert) = match found {
+            Some((mut a, mut b)) => {
+                while j + b < new_end && !is_char_start(new[j + b]) {
+                    a += 1;
+                    b += 1;
+                }
+                (a, b)
+            }
+            None => (old_end - i, new_end - j),
+        };
+        ops.push(Splice {
+            at: j,
+            remove,
+            insert: String::from_utf8(new[j..j + insert].to_vec())
+                .expect("cut at character boundaries"),
+        });
+        i += remove;
+        j += insert;
     }
+    ops
+}
+
+/// The smallest edit `(removed, inserted)` at `old[i]`/`new[j]` after which
+/// the texts agree again for `RESYNC_RUN` bytes (or both end), if one is
+/// within `RESYNC_WINDOW` bytes on each side.
+fn resync(
+    old: &[u8],
+    new: &[u8],
+    i: usize,
+    j: usize,
+    old_end: usize,
+    new_end: usize,
+) -> Option<(usize, usize)> {
+    let agree = |a: usize, b: usize| {
+        let (x, y) = (&old[i + a..old_end], &new[j + b..new_end]);
+        if x.len() < RESYNC_RUN || y.len() < RESYNC_RUN {
+            x == y
+        } else {
+            x[..RESYNC_RUN] == y[..RESYNC_RUN]
+        }
+    };
+    for total in 1..=2 * RESYNC_WINDOW {
+        for a in total.saturating_sub(RESYNC_WINDOW)..=total.min(RESYNC_WINDOW) {
+            let b = total - a;
+            if i + a <= old_end && j + b <= new_end && agree(a, b) {
+                return Some((a, b));
+            }
+        }
+    }
+    None
 }
 
 /// Bytes `a` and `b` share at their start, compared a block at a time
@@ -91,23 +159,26 @@ fn is_char_start(byte: u8) -> bool {
     byte & 0xC0 != 0x80
 }
 
-/// Applies `splice` to `state` in place: an append moves only the few
-/// bytes after it, so a long chain costs its own bytes, not the state's
-/// size once per link.
-pub fn apply(state: &mut Vec<u8>, splice: &Splice) -> Result<(), String> {
-    let end = splice
-        .at
-        .checked_add(splice.remove)
-        .filter(|&end| end <= state.len())
-        .ok_or_else(|| {
-            format!(
-                "its change (at {}, remove {}) does not fit its base's {} bytes",
-                splice.at,
-                splice.remove,
-                state.len()
-            )
-        })?;
-    state.splice(splice.at..end, splice.insert.bytes());
+/// Applies `ops` to `state` in place, in order: an append or a same-length
+/// change moves only a few bytes, so a long chain costs its own bytes, not
+/// the state's size once per link.
+pub fn apply(state: &mut Vec<u8>, ops: &[Splice]) -> Result<(), String> {
+    for (n, op) in ops.iter().enumerate() {
+        let end = op
+            .at
+            .checked_add(op.remove)
+            .filter(|&end| end <= state.len())
+            .ok_or_else(|| {
+                format!(
+                    "its change {} (at {}, remove {}) does not fit the {} bytes it applies to",
+                    n + 1,
+                    op.at,
+                    op.remove,
+                    state.len()
+                )
+            })?;
+        state.splice(op.at..end, op.insert.bytes());
+    }
     Ok(())
 }
 
@@ -115,19 +186,37 @@ pub fn apply(state: &mut Vec<u8>, splice: &Splice) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn round_trip(old: &str, new: &str) -> Splice {
-        let splice = diff(old.as_bytes(), new.as_bytes());
+    fn round_trip(old: &str, new: &str) -> Vec<Splice> {
+        let ops = diff(old.as_bytes(), new.as_bytes());
         let mut state = old.as_bytes().to_vec();
-        apply(&mut state, &splice).unwrap();
-        assert_eq!(state, new.as_bytes());
-        splice
+        apply(&mut state, &ops).unwrap();
+        assert_eq!(String::from_utf8(state).unwrap(), new, "{ops:?}");
+        ops
     }
 
     #[test]
     fn an_append_is_the_appended_items_only() {
-        let splice = round_trip(r#"{"done":["a","b"]}"#, r#"{"done":["a","b","c","d"]}"#);
-        assert_eq!(splice.insert, r#","c","d""#);
-        assert_eq!(splice.remove, 0);
+        let ops = round_trip(r#"{"done":["a","b"]}"#, r#"{"done":["a","b","c","d"]}"#);
+        assert_eq!(ops.len(), 1);
+        assert_eq!(ops[0].insert, r#","c","d""#);
+        assert_eq!(ops[0].remove, 0);
+    }
+
+    #[test]
+    fn a_changing_field_beside_a_growing_list_is_two_small_ops() {
+        let items: Vec<String> = (0..500).map(|i| format!("\"item-{i}\"")).collect();
+        let old = format!(
+            r#"{{"current":"file_9.rb","n":9,"done":[{}]}}"#,
+            items[..499].join(",")
+        );
+        let new = format!(
+            r#"{{"current":"file_10.rb","n":10,"done":[{}]}}"#,
+            items.join(",")
+        );
+        let ops = round_trip(&old, &new);
+        let inserted: usize = ops.iter().map(|op| op.insert.len()).sum();
+        assert!(inserted < 40, "{ops:?}");
+        assert!(ops.len() <= 3, "{ops:?}");
     }
 
     #[test]
@@ -138,33 +227,42 @@ mod tests {
         round_trip(r#"{"a":1,"b":2}"#, r#"{"b":2}"#);
         round_trip(r#"{"k":"aaaa"}"#, r#"{"k":"aaaaaa"}"#);
         round_trip(r#"["x","y","x"]"#, r#"["x","x"]"#);
+        let long_a = "a".repeat(300);
+        let long_b = "b".repeat(300);
+        round_trip(
+            &format!("[{long_a},1,{long_a}]"),
+            &format!("[{long_b},2,{long_a},3]"),
+        );
+        // More edits than ops: the rest is one op.
+        let old: String = (0..200)
+            .map(|i| format!("{i:04}-----------------------"))
+            .collect();
+        let new: String = (0..200)
+            .map(|i| format!("{:04}-----------------------", i + 1))
+            .collect();
+        assert!(round_trip(&old, &new).len() <= MAX_OPS);
     }
 
     #[test]
     fn cuts_at_character_boundaries() {
-        // "é" and "è" share their first byte: the splice must not split it.
-        let splice = round_trip(r#"["é"]"#, r#"["è"]"#);
-        assert_eq!(splice.insert, "è");
-        let splice = round_trip(r#"["日本"]"#, r#"["日本語"]"#);
-        assert_eq!(splice.insert, "語");
+        // "é" and "è" share their first byte: no op may split it.
+        round_trip(r#"["é"]"#, r#"["è"]"#);
+        round_trip(r#"["日本"]"#, r#"["日本語"]"#);
+        round_trip(r#"{"a":"é…","b":"日本"}"#, r#"{"a":"è…","b":"日本語"}"#);
     }
 
     #[test]
     fn refuses_a_change_that_does_not_fit() {
-        let splice = Splice {
-            at: 5,
-            remove: 10,
+        let op = |at, remove| Splice {
+            at,
+            remove,
             insert: String::new(),
         };
-        assert!(apply(&mut b"{}".to_vec(), &splice)
+        assert!(apply(&mut b"{}".to_vec(), &[op(5, 10)])
             .unwrap_err()
             .contains("does not fit"));
-        let overflow = Splice {
-            at: usize::MAX,
-            remove: 2,
-            insert: String::new(),
-        };
-        assert!(apply(&mut b"{}".to_vec(), &overflow).is_err());
+        assert!(apply(&mut b"{}".to_vec(), &[op(usize::MAX, 2)]).is_err());
+        assert!(apply(&mut b"{}".to_vec(), &[op(0, 1), op(1, 1)]).is_err());
     }
 
     #[test]
@@ -172,16 +270,16 @@ mod tests {
         let record = DeltaRecord {
             base: 41,
             full: 30,
-            splice: Splice {
+            ops: vec![Splice {
                 at: 3,
                 remove: 0,
                 insert: "\"x\"".into(),
-            },
+            }],
         };
         let json = serde_json::to_string(&record).unwrap();
         assert_eq!(
             json,
-            r#"{"base":41,"full":30,"at":3,"remove":0,"insert":"\"x\""}"#
+            r#"{"base":41,"full":30,"ops":[{"at":3,"remove":0,"insert":"\"x\""}]}"#
         );
         assert_eq!(serde_json::from_str::<DeltaRecord>(&json).unwrap(), record);
     }

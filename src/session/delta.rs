@@ -87,11 +87,11 @@ impl Tail {
         }
         // Long common runs are what a delta saves; comparing is a memcmp,
         // far cheaper than the write it replaces.
-        let splice = delta::diff(self.state.as_bytes(), state);
+        let ops = delta::diff(self.state.as_bytes(), state);
         let record = DeltaRecord {
             base: self.number,
             full: self.full,
-            splice,
+            ops,
         };
         let member = crate::checkpoint::json_bytes(&record);
         let cost = member.len() as u64 + envelope;

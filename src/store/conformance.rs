@@ -609,7 +609,7 @@ fn write_state(
         let record = crate::checkpoint::delta::DeltaRecord {
             base: base.number,
             full,
-            splice: crate::checkpoint::delta::diff(base_state.as_bytes(), state.as_bytes()),
+            ops: crate::checkpoint::delta::diff(base_state.as_bytes(), state.as_bytes()),
         };
         doc.replace_member("state", "delta", crate::checkpoint::json_bytes(&record));
         options.delta_base = Some(DeltaBase {

@@ -86,7 +86,7 @@ pub(crate) fn open(
     let mut bytes = 0;
     for link in links.iter().rev() {
         let at = link.record.base + 1;
-        delta::apply(&mut state, &link.record.splice).map_err(|why| broken(at, why))?;
+        delta::apply(&mut state, &link.record.ops).map_err(|why| broken(at, why))?;
         bytes += link.seal.len;
     }
     let newest = links.swap_remove(0);
