@@ -188,7 +188,10 @@ pub(crate) fn claim(
         }
         // A cancel asked for this run (or before any run took the task).
         if claim.cancel && (same_run || claim.state == ClaimState::Pending) {
+            // Now this queue's run's, so the next worker finds it finished
+            // (a cancel made before any run took the task names none).
             return Claimed::Finished(Claim {
+                queue: ask.queue.to_owned(),
                 run,
                 state: ClaimState::Cancelled,
                 holder: None,
@@ -482,6 +485,25 @@ mod tests {
             Claimed::Finished(c) => assert_eq!((c.state, c.run), (ClaimState::Cancelled, 3)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_task_cancelled_before_any_run_stays_finished_for_every_worker_of_the_run() {
+        // Regression: the first claim kept the cancel's empty queue name, so
+        // the next worker did not see it as its run's and ran the task.
+        let asked = cancel(None, "t").unwrap();
+        let first = match claim(Some(&asked), "t", &ask(3, &holder(1), 100), 10, None) {
+            Claimed::Finished(c) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            (first.state, first.run, first.queue.as_str()),
+            (ClaimState::Cancelled, 3, "q")
+        );
+        assert!(matches!(
+            claim(Some(&first), "t", &ask(3, &holder(2), 100), 20, None),
+            Claimed::Finished(_)
+        ));
     }
 
     #[test]

@@ -156,7 +156,9 @@ impl PostgresStore {
     }
 
     pub(super) fn cancel_task(&self, task: &TaskId) -> Result<Option<Claim>> {
-        self.with_claim("cancel a task in", task, false, |existing, _, _| {
+        // The task's lock, not a row lock: a cancel may insert the claim
+        // row, racing a first claim that inserts it too.
+        self.with_claim("cancel a task in", task, true, |existing, _, _| {
             let cancelled = claims::cancel(existing, task.as_str());
             (cancelled.clone(), cancelled)
         })
