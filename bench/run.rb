@@ -9,6 +9,8 @@
 #   BENCH_QUICK=1 rake bench      tiny sizes, for breakage only (what CI runs)
 #   BENCH_DIR=/some/disk rake bench   where the stores live (default: a temp dir under Dir.pwd)
 #   BENCH_ONLY=restore rake bench     only the cases whose section matches
+#
+# (Longer than most files here: one section per case, each reading on its own.)
 require "master"
 require "tmpdir"
 require "fileutils"
