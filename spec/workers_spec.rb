@@ -9,7 +9,8 @@ RSpec.describe "Queue workers" do
   end
 
   # A Ruby program that runs the queue "shared" over TASKS, appending
-  # "<task> <pid>" to ran.log each time a task's block starts.
+  # "<task> <pid>" to ran.log each time a task's block starts; at the end
+  # it prints each task's status and the queue's total_spent.
   def worker_program(tasks, body, options: "")
     <<~RUBY
       $stdout.sync = true
@@ -20,6 +21,7 @@ RSpec.describe "Queue workers" do
         #{body}
       end
       puts "done " + queue.tasks.map { |t| "\#{t.task_id}=\#{t.status}" }.join(",")
+      puts "total \#{queue.total_spent}"
     RUBY
   end
 
@@ -177,6 +179,71 @@ RSpec.describe "Queue workers" do
       summary = MASTER::SessionPersistence.summary("job")
       expect(summary).to include(status: "completed")
       expect(summary.dig(:budget, :spent)).to eq(1.0) # each holder's 0.5, no more: the fenced one wrote nothing
+    end
+
+    # Worker P pauses (SIGSTOP) holding "job" after its first checkpoint
+    # ($0.50); Q takes it over at its lease, resumes that checkpoint and
+    # writes the second ($0.25 more), then completes it, or (KILL) dies.
+    def pause_program
+      body = <<~RUBY
+        case task.session.progress
+        when 0
+          task.track_cost(0.5)
+          task.checkpoint(progress: 1)
+          if ENV["ROLE"] == "P"
+            puts "paused"
+            Process.kill(:STOP, Process.pid)
+            task.checkpoint(progress: 99) # past the lease: LeaseLostError
+          end
+        when 1
+          task.track_cost(0.25)
+          task.checkpoint(progress: 2)
+          Process.kill(:KILL, Process.pid) if ENV["KILL"]
+        else
+          puts "resumed at \#{task.session.progress} with \#{task.spent}"
+          task.track_cost(0.125)
+          task.checkpoint(progress: 3)
+        end
+      RUBY
+      worker_program(["job"], body, options: ", lease: 0.5")
+    end
+
+    def pause_p(reader, writer)
+      paused = spawn_ruby(pause_program, env: { "ROLE" => "P" }, out: writer, err: writer)
+      writer.close
+      wait_for_line(reader, /paused/)
+      wait_for { File.read("/proc/#{paused}/stat").split[2] == "T" }
+      sleep 0.6 # past the lease
+      paused
+    end
+
+    it "counts in total_spent what the worker that took its task over spent" do
+      reader, writer = IO.pipe
+      paused = pause_p(reader, writer)
+      out, err, status = run_ruby(pause_program)
+      expect(status).to be_success, err
+      expect(out).to include("done job=completed", "total 0.75")
+      Process.kill(:CONT, paused)
+      # P's own session said $0.50; the store says Q brought it to $0.75.
+      expect(wait_for_line(reader, /total/)).to eq("total 0.75\n")
+      Process.wait(paused)
+      expect(MASTER::SessionPersistence.summary("job").dig(:budget, :spent)).to eq(0.75)
+    end
+
+    it "resumes the newest checkpoint when a worker takes back a task it had lost" do
+      reader, writer = IO.pipe
+      paused = pause_p(reader, writer)
+      _, err, status = run_ruby(pause_program, env: { "KILL" => "1" })
+      expect(status.termsig).to eq(9), err
+      Process.kill(:CONT, paused)
+      # Not its own session (progress 1, $0.50): Q's checkpoint, step and cost.
+      expect(wait_for_line(reader, /resumed/)).to eq("resumed at 2 with 0.75\n")
+      expect(wait_for_line(reader, /total/)).to eq("total 0.875\n")
+      Process.wait(paused)
+      numbers = MASTER::SessionPersistence.checkpoints("job")
+      steps = numbers.map { |n| MASTER::SessionPersistence.read("job", n).dig(:progress, :items_processed) }
+      expect(steps).to eq([1, 2, 3, 3]) # each step once, then the completion
+      expect(MASTER::SessionPersistence.summary("job").dig(:budget, :spent)).to eq(0.875)
     end
 
     it "shows which worker holds a running task in bin/cli checkpoint list and show" do

@@ -209,15 +209,16 @@ module MASTER
       end
 
       def finish(task, status, result: nil, error: nil)
-        return unless release(task) # lost meanwhile: the new holder finishes it
+        return task.disowned unless release(task) # lost meanwhile: the new holder finishes it
 
         ended = Queue._end_claim(@queue.store, task.task_id, task.claim[:token], status, spent_text(task))
-        task.finish(status, result: result, error: error) if ended
+        ended ? task.finish(status, result: result, error: error) : task.disowned
       end
 
       # The task is another worker's now: nothing of it is recorded here.
       def lost(task, error)
         release(task)
+        task.disowned
         task.finish("pending") if task.running?
         @queue.log("task #{task.name.inspect} was taken from this worker (#{error.message})", level: :info)
       end
@@ -228,6 +229,7 @@ module MASTER
         @queue.log("could not checkpoint interrupted task #{task.name.inspect}: #{e.message}")
       ensure
         Queue._end_claim(@queue.store, task.task_id, task.claim[:token], nil, spent_text(task)) if release(task)
+        task.disowned
       end
 
       def spent_text(task)

@@ -18,6 +18,7 @@ module MASTER
         @status = "pending"
         @spent = 0.0
         @session = nil
+        @own = false
         @claim = nil
       end
 
@@ -28,10 +29,12 @@ module MASTER
         @budget&.to_f
       end
 
-      # Dollars this task has spent (in this process, or as its claim says
-      # another worker spent it).
+      # Dollars this task has spent: while this process holds it (or after
+      # this process finished it), as its session says; otherwise as the
+      # store's claim says — what the worker holding it last reported, and
+      # once it is finished, what its checkpoints recorded.
       def spent
-        @session ? @session.budget_spent : @spent
+        @session && @own ? @session.budget_spent : @spent
       end
 
       # Adds a cost to this task's session; with `enforce_budget`, raises
@@ -76,6 +79,7 @@ module MASTER
         @spent = 0.0
         @error = nil
         @session = nil
+        @own = false
         @claim = nil
       end
 
@@ -95,10 +99,31 @@ module MASTER
       # @private what the store says of this task's claim in the run: its
       # spending, and whether another worker finished it
       def observe(claim)
-        @spent = [@spent, claim[:spent]].max unless @session
-        return unless %w[completed failed cancelled].include?(claim[:state]) && !finished?
+        observe_spending(claim)
+        return unless FINAL.include?(claim[:state]) && !finished?
 
         @status = claim[:state]
+      end
+
+      # @private the spending the store's claim reports, unless this process
+      # holds the task (its session knows better): a running claim's never
+      # lowers what was seen (its holder reports at each heartbeat); a
+      # finished claim's is what its last holder recorded, exactly.
+      def observe_spending(claim)
+        return if @own
+
+        @spent = FINAL.include?(claim[:state]) ? claim[:spent].to_f : [@spent, claim[:spent].to_f].max
+      end
+
+      FINAL = %w[completed failed cancelled].freeze
+      private_constant :FINAL
+
+      # @private this worker lost the task: its session is no longer the
+      # task's; what the task spent is the store's from now on, starting
+      # from what this worker's session had.
+      def disowned
+        @spent = @session.budget_spent if @session && @own
+        @own = false
       end
 
       # @private this worker holds the task under `claim`, until `lease`
@@ -126,16 +151,15 @@ module MASTER
       end
 
       # @private starts the task's session: afresh, or (`fresh: false`)
-      # resuming its newest checkpoint — in this process, the session it has
+      # resuming its newest checkpoint in the store. Always a new session,
+      # even when this process ran the task before: another worker may have
+      # held it since (a takeover, then a handback), and its checkpoints —
+      # steps and spending — are the task's; the old session's are not.
       def start(fresh:)
-        if @session && !fresh
-          @session.send(:_fence, @claim && @claim[:token])
-          return @status = "running"
-        end
-
         @session = SessionRecovery.new(task_id: @task_id, budget: @budget, auto_resume: !fresh,
                                        **@queue.session_options)
         @session.send(:_fence, @claim[:token]) if @claim
+        @own = true
         @status = "running"
       end
 
