@@ -246,6 +246,60 @@ RSpec.describe "Queue workers" do
       expect(MASTER::SessionPersistence.summary("job").dig(:budget, :spent)).to eq(0.875)
     end
 
+    # Worker A spends the whole budget in "a" and keeps holding it (its
+    # lease far from over); B, running "b" meanwhile, waits a third of a
+    # lease and a second more, then tracks a cost and looks for more work.
+    def budget_program(enforce)
+      body = <<~RUBY
+        if task.task_id == "a"
+          puts "holding"
+          sleep 0.01 until File.exist?("go")
+          task.track_cost(1.0)
+          task.checkpoint(progress: 1)
+          File.write("spent", "")
+          sleep 4
+        elsif task.task_id == "b"
+          puts "b running"
+          sleep 0.01 until File.exist?("spent")
+          sleep 3
+          begin
+            task.track_cost(0.01)
+          rescue MASTER::BudgetExceededError
+            puts "b stopped"
+            raise
+          end
+        end
+      RUBY
+      worker_program(%w[a b c], body, options: ", lease: 6, budget: 1.0, enforce_budget: #{enforce}")
+    end
+
+    def budget_workers(enforce)
+      outs = Array.new(2) { IO.pipe }
+      a = spawn_ruby(budget_program(enforce), out: outs[0][1], err: outs[0][1])
+      outs[0][1].close
+      wait_for_line(outs[0][0], /holding/)
+      b = spawn_ruby(budget_program(enforce), out: outs[1][1], err: outs[1][1])
+      outs[1][1].close
+      wait_for_line(outs[1][0], /b running/)
+      File.write("go", "")
+      [a, b].each { |pid| Process.wait(pid) }
+      outs.map { |reader, _| reader.read }
+    end
+
+    it "sees another worker's spending a third of a lease late at most, before it claims a task" do
+      _, b_out = budget_workers(false)
+      # B saw A's $1.00 at its next claim: "c" was never started, though
+      # A's lease on "a" (taken before B started) had not run out.
+      expect(ran.map(&:first)).to eq(%w[a b])
+      expect(b_out).to include("total 1.01")
+    end
+
+    it "sees another worker's spending a third of a lease late at most, while it runs a task" do
+      _, b_out = budget_workers(true)
+      expect(b_out).to include("b stopped") # its track_cost saw A's $1.00: over the enforced budget
+      expect(ran.map(&:first)).to eq(%w[a b])
+    end
+
     it "shows which worker holds a running task in bin/cli checkpoint list and show" do
       program = worker_program(["held"], "task.checkpoint(progress: 1); puts 'holding'; sleep", options: ", lease: 30")
       reader, writer = IO.pipe

@@ -225,7 +225,10 @@ module MASTER
     # @private Raises BudgetExceededError when `task`'s spending took the
     # queue past its enforced budget; the task's session has recorded it.
     def check_spending(task)
-      return unless enforce_budget? && @budget && spent_exactly > Queue.exact(@budget)
+      return unless enforce_budget? && @budget
+
+      @run&.refresh_spending
+      return unless spent_exactly > Queue.exact(@budget)
 
       message = "queue #{@name.inspect} is over its budget: spent $#{format('%.2f', total_spent)} of " \
                 "$#{format('%.2f', @budget)} (recorded); call increase_budget, then resume, to go on"

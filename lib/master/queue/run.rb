@@ -53,6 +53,29 @@ module MASTER
         @held.values
       end
 
+      # With a budget: reads the claim of every unfinished task this process
+      # does not hold, for what its holder last reported spending (each
+      # holder reports at its heartbeats, a third of a lease apart, and when
+      # it ends the task). Called before every claim, at every heartbeat and
+      # (Queue#check_spending, with enforce_budget) at every track_cost, so
+      # this process sees the others' spending at most a third of a lease
+      # late. A store read per such task: without a budget, nothing reads.
+      def refresh_spending
+        return unless @queue.budget
+
+        @queue.tasks.each do |task|
+          next if task.finished? || @lock.synchronize { @held.key?(task.task_id) }
+
+          claim = Queue._claim_of(@queue.store, task.task_id)
+          next unless claim && claim[:run] == @number && claim[:queue] == @queue.name
+
+          # A failure `resume` retries is not finished for this run yet.
+          @lock.synchronize { @retry.key?(task.task_id) } ? task.observe_spending(claim) : task.observe(claim)
+        end
+      rescue StandardError => e
+        @queue.log("could not read the other workers' spending: #{e.message}")
+      end
+
       private
 
       def run_threads
@@ -99,6 +122,7 @@ module MASTER
       # held at the last look are asked again only when nothing else is
       # left: a look costs a store transaction per task.
       def next_task(worker)
+        refresh_spending
         waiting = false
         deferred = []
         @queue.tasks.each do |task|
@@ -236,11 +260,16 @@ module MASTER
         Queue.exact(task.spent).to_f.to_s
       end
 
-      # Renews every claim this process holds, a third of a lease apart;
-      # tells tasks that were cancelled or lost; keeps the run live.
+      # Renews every claim this process holds, a third of a lease apart
+      # (reporting each task's spending); tells tasks that were cancelled or
+      # lost; reads the others' spending; keeps the run live.
       def beat
+        due = Process.clock_gettime(Process::CLOCK_MONOTONIC)
         until @stop
-          sleep(@lease / 3.0)
+          # A third of a lease from the last beat's start, not its end.
+          due += @lease / 3.0
+          now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+          now < due ? sleep(due - now) : due = now # late (a pause): from now on
           break if @stop
 
           held.each do |task|
@@ -254,6 +283,7 @@ module MASTER
           rescue StandardError => e
             @queue.log("could not renew the claim of #{task.name.inspect}: #{e.message}")
           end
+          refresh_spending
           keep_live
           @queue.save_ledger(every: LEDGER_EVERY)
         end
