@@ -680,15 +680,27 @@ pub fn apply_delta(data: &[u8]) -> Outcome {
     let delta_file = sealed_checkpoint(2, &[br#""delta":"#, member].concat());
     let resolved = match resolve_state(TASK, 2, &delta_file, &chain) {
         Ok(state) => {
-            let record: serde_json::Value = serde_json::from_slice(member).expect("it was read");
-            let mut by_hand = base.to_vec();
+            // The member as the document holds it (the line may go on past
+            // it with more members of the document).
+            let doc: serde_json::Value =
+                serde_json::from_slice(seal::verify(&delta_file).expect("it was read"))
+                    .expect("it was read");
+            let record = &doc["delta"];
+            // The state as the whole checkpoint holds it: the JSON value,
+            // without the whitespace around it.
+            let mut by_hand = base.trim_ascii().to_vec();
             for op in record["ops"].as_array().expect("it was read") {
                 let field = |name: &str| op[name].as_u64().expect("it was read") as usize;
                 let insert = op["insert"].as_str().expect("it was read");
                 let (at, remove) = (field("at"), field("remove"));
                 by_hand = [&by_hand[..at], insert.as_bytes(), &by_hand[at + remove..]].concat();
             }
-            assert_eq!(state, by_hand, "the chain reader applied something else");
+            // The same JSON value: whitespace around it is not part of it.
+            assert_eq!(
+                state,
+                by_hand.trim_ascii(),
+                "the chain reader applied something else"
+            );
             readable_back(std::str::from_utf8(&state).expect("a resolved state is text"))
                 .expect("a resolved state reads back");
             Verdict::Accepted
