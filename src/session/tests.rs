@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::store::file::tests::tempdir::TempDir;
 use crate::store::StoreSpec;
 
-fn config(dir: &TempDir, task: &str) -> SessionConfig {
+pub(super) fn config(dir: &TempDir, task: &str) -> SessionConfig {
     let mut config = SessionConfig::new(
         TaskId::parse(task).unwrap(),
         StoreSpec::File(dir.path().join("store")),
@@ -25,7 +25,7 @@ fn config(dir: &TempDir, task: &str) -> SessionConfig {
     config
 }
 
-fn open(config: SessionConfig) -> Session {
+pub(super) fn open(config: SessionConfig) -> Session {
     Session::open(config).unwrap().0
 }
 

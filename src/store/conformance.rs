@@ -105,17 +105,9 @@ pub(crate) fn write(
     write_for(store, id, status, processed, max, None).unwrap()
 }
 
-/// A write made for a queue claim (`fence`), or none.
-pub(crate) fn write_for(
-    store: &Store,
-    id: &str,
-    status: Status,
-    processed: u64,
-    max: Option<u64>,
-    fence: Option<u64>,
-) -> Result<Written> {
-    let state = format!(r#"{{"n":{processed}}}"#);
-    let draft = Draft {
+/// A checkpoint of `id` holding `state`, `processed` items of 100 done.
+fn draft<'a>(id: &'a str, status: Status, processed: u64, state: &'a str) -> Draft<'a> {
+    Draft {
         task_id: id,
         timestamp: Utc::now(),
         status,
@@ -131,7 +123,20 @@ pub(crate) fn write_for(
         host: Host::current(),
         written_at: Utc::now(),
         kinds: None,
-    };
+    }
+}
+
+/// A write made for a queue claim (`fence`), or none.
+pub(crate) fn write_for(
+    store: &Store,
+    id: &str,
+    status: Status,
+    processed: u64,
+    max: Option<u64>,
+    fence: Option<u64>,
+) -> Result<Written> {
+    let state = format!(r#"{{"n":{processed}}}"#);
+    let draft = draft(id, status, processed, &state);
     let mut doc = draft.to_document();
     let options = WriteOptions {
         max_checkpoints: max,
@@ -583,23 +588,7 @@ fn write_state(
     against: Option<(&Written, &str, u64)>,
     max: Option<u64>,
 ) -> Result<Written> {
-    let draft = Draft {
-        task_id: id,
-        timestamp: Utc::now(),
-        status: Status::Running,
-        message: None,
-        progress: Progress::new(1, None),
-        budget: BudgetFigures::default(),
-        state: state.as_bytes(),
-        error: None,
-        copy_of: None,
-        retry: false,
-        failures: 0,
-        retries: 0,
-        host: Host::current(),
-        written_at: Utc::now(),
-        kinds: None,
-    };
+    let draft = draft(id, Status::Running, 1, state);
     let mut doc = draft.to_document();
     let mut options = WriteOptions {
         max_checkpoints: max,

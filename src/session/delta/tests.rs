@@ -3,25 +3,16 @@
 //! pruned or overtaken by another writer.
 
 use crate::error::Error;
+use crate::session::tests::open;
 use crate::session::{CheckpointRequest, Data, Session, SessionConfig};
 use crate::store::file::tests::tempdir::TempDir;
-use crate::store::layout::TaskId;
-use crate::store::StoreSpec;
 
+/// A session's settings with deltas from `threshold` bytes, keeping all.
 fn config(dir: &TempDir, threshold: u64) -> SessionConfig {
-    let mut config = SessionConfig::new(
-        TaskId::parse("t").unwrap(),
-        StoreSpec::File(dir.path().join("store")),
-    );
-    config.checkpoint_interval = None;
-    config.checkpoint_on_items = None;
+    let mut config = crate::session::tests::config(dir, "t");
     config.max_checkpoints = None;
     config.delta_threshold = Some(threshold);
     config
-}
-
-fn open(config: SessionConfig) -> Session {
-    Session::open(config).unwrap().0
 }
 
 fn write(session: &Session, json: &str) -> u64 {
